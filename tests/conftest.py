@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests use real Ray, librosa, torch and Parquet; nothing is mocked."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    assert SAMPLES.is_dir(), "samples/ is missing: run `make samples`"
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_files(samples_dir) -> list[Path]:
+    exts = {".wav", ".flac", ".ogg", ".mp3"}
+    files = sorted(p for p in samples_dir.rglob("*") if p.suffix.lower() in exts)
+    assert files, "samples/ holds no audio"
+    return files
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A real local Ray with 2 CPUs, shut down at the end of the module.
+
+    Module scope (not session) so that tests that start their own ``ray.cluster_utils.Cluster``
+    can run in other modules.
+    """
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
