@@ -116,7 +116,13 @@ def to_dict(cfg: Any) -> dict:
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:
-    """A short stable hash of a config (sha256 of its canonical JSON)."""
+    """A short stable hash of a config (sha256 of its canonical JSON).
+
+    Dataclass configs are first normalised through :func:`from_dict`, so ``seconds=5`` and
+    ``seconds=5.0`` hash the same.
+    """
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        cfg = from_dict(type(cfg), to_dict(cfg))
     blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
