@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -200,6 +201,7 @@ def probe(path: str | os.PathLike, *, config: AudioConfig = _DEFAULT_AUDIO) -> A
     if sr <= 0 or info.channels <= 0:
         raise NotAudioError(f"invalid header (sample rate {sr}, {info.channels} channels)", path=spath)
     duration = frames / sr
+    _check_header_truncation(info.extra_info, frames, sr, spath)
     if frames <= 0:
         raise AudioTooShortError("the file holds no audio samples", path=spath)
     if duration > config.max_duration_s:
@@ -212,6 +214,32 @@ def probe(path: str | os.PathLike, *, config: AudioConfig = _DEFAULT_AUDIO) -> A
             f"{config.min_duration_s * 1000:g} ms minimum (AudioConfig.min_duration_s)", path=spath)
     return AudioInfo(path=spath, format=str(info.format), subtype=str(info.subtype), sample_rate=sr,
                      channels=int(info.channels), frames=frames, duration_s=duration, size_bytes=size)
+
+
+_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+
+
+def _check_header_truncation(log: str, frames: int, sr: int, path: str) -> None:
+    """Refuse files whose container says they were cut, from libsndfile's header log.
+
+    libsndfile clamps a WAV/AIFF data chunk to what the file holds (``data : 176400 (should be
+    88178)``), so its frame count alone cannot reveal truncation; and an Ogg stream's length is
+    read from its last page, so a cut Ogg file is only recognisable by its missing end-of-stream
+    page, which says nothing of how much is lost: such a file is always refused.
+    """
+    if "lacks an end-of-stream bit" in log:
+        raise TruncatedAudioError(
+            "the Ogg stream ends without its end-of-stream page; the file is truncated", path=path)
+    m = _DATA_CHUNK.search(log)
+    if m:
+        declared, actual = int(m.group(1)), int(m.group(2))
+        # 0 and ~4 GiB are what streaming writers put when they do not know the length yet.
+        if 0 < declared < 0x7FFF0000 and actual < TRUNCATION_MIN_FRACTION * declared:
+            promised = declared / actual * frames / sr if actual and frames else float("nan")
+            raise TruncatedAudioError(
+                f"the header promises {declared} bytes of audio (about {promised:.3g} s) but the file "
+                f"holds only {actual} ({100 * actual / declared:.0f} %); the file is truncated",
+                path=path)
 
 
 def _short(e: BaseException) -> str:
