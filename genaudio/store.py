@@ -159,3 +159,211 @@ def read_errors(store_dir: str | Path) -> pa.Table:
     if not path.is_file():
         return pa.table({k: pa.array([], pa.string()) for k in ("file_id", "path", "stage", "error_type", "message")})
     return pq.read_table(path)
+
+
+def read_files(store_dir: str | Path) -> pa.Table:
+    """The files table: one row per input file with its ``status`` (``ok`` or ``failed``)."""
+    store_dir = Path(store_dir)
+    read_manifest(store_dir)
+    path = store_dir / FILES
+    if not path.is_file():
+        raise StoreError(f"{store_dir} has no {FILES}")
+    return pq.read_table(path)
+
+
+def read_frames(store_dir: str | Path, feature: str, *, filters=None) -> tuple[pa.Table, "Any"]:
+    """Frame matrices of one feature as a numpy array, with the identity columns.
+
+    Returns
+    -------
+    ids : pyarrow.Table
+        The identity columns (``file_id, path, label, segment, start_s, duration_s``), one row per
+        segment, in the order of ``frames``.
+    frames : np.ndarray, shape (n_segments, dims, time)
+        float32 or float16 as stored.
+    """
+    import numpy as np
+
+    column = FRAME_PREFIX + feature
+    table = read_segments(store_dir, columns=list(IDENTITY_COLUMNS) + [column])
+    col = table.column(column).combine_chunks()
+    dims = col.type.list_size
+    time = col.type.value_type.list_size
+    flat = col.flatten().flatten().to_numpy(zero_copy_only=False)
+    frames = np.asarray(flat).reshape(len(table), dims, time)
+    return table.drop_columns([column]), frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a features store incrementally (used by genaudio.extract; no Ray here).
+#
+# Work is committed in *groups* of input files. A group commits with two atomic renames:
+# first its segment rows ``segments/part-<gid>.parquet`` (absent if no file of the group produced
+# segments), then its status rows ``.extract/status/<gid>.parquet`` (one row per file, ok or failed,
+# with the error if failed). The status file is the commit marker: a part without one is an orphan
+# of a killed run and is deleted on the next run. ``files.parquet``, ``errors.parquet`` and, last,
+# ``manifest.json`` are derived from the status rows when a run ends, so ``manifest.json`` present
+# means the store is complete. ``gid`` is a hash of the config hash and the group's file ids, so a
+# retried group overwrites its own files with the same content instead of adding duplicates.
+
+STATE = ".extract"
+STATUS = "status"
+STATE_CONFIG = "config.json"
+
+#: Columns of a status row (files.parquet adds nothing; errors.parquet is the failed subset).
+STATUS_SCHEMA = pa.schema([
+    ("file_id", pa.string()), ("path", pa.string()), ("label", pa.string()),
+    ("size", pa.int64()), ("mtime", pa.float64()),
+    ("status", pa.string()), ("segments", pa.int32()), ("audio_seconds", pa.float64()),
+    ("stage", pa.string()), ("error_type", pa.string()), ("reason", pa.string()),
+    ("message", pa.string()),
+    ("gid", pa.string()), ("node_id", pa.string()), ("worker_pid", pa.int64()),
+    ("worker_maxrss_mb", pa.float64()), ("elapsed_s", pa.float64()),
+])
+ERROR_COLUMNS = ("file_id", "path", "label", "stage", "error_type", "reason", "message")
+
+
+def table_to_parquet_bytes(table: pa.Table, *, compression: str = "zstd") -> bytes:
+    """Serialise a table as a complete Parquet file in memory (workers compress, the writer renames)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression)
+    return sink.getvalue().to_pybytes()
+
+
+def _state(store_dir: Path) -> Path:
+    return store_dir / STATE
+
+
+def part_path(store_dir: str | Path, gid: str) -> Path:
+    return Path(store_dir) / SEGMENTS / f"part-{gid}.parquet"
+
+
+def status_path(store_dir: str | Path, gid: str) -> Path:
+    return _state(Path(store_dir)) / STATUS / f"{gid}.parquet"
+
+
+def open_for_write(store_dir: str | Path, config_hash: str, config: dict) -> bool:
+    """Prepare DIR to receive work of config ``config_hash``; return True if earlier work is kept.
+
+    A store holding work of another config is cleared (its segments, tables, manifest and state):
+    a changed config recomputes everything. A folder with unrelated content is refused.
+    Orphan parts (written by a killed run before their status committed) are deleted.
+    """
+    store_dir = Path(store_dir)
+    if store_dir.exists() and not store_dir.is_dir():
+        raise StoreError(f"--out {store_dir} exists and is not a folder")
+    state = _state(store_dir)
+    cfg_file = state / STATE_CONFIG
+    kept = False
+    if store_dir.is_dir() and any(store_dir.iterdir()):
+        if cfg_file.is_file():
+            try:
+                old = json.loads(cfg_file.read_text()).get("config_hash")
+            except json.JSONDecodeError:
+                old = None
+            if old == config_hash:
+                kept = True
+            else:
+                clear_store(store_dir)
+        elif (store_dir / MANIFEST).is_file() or (store_dir / SEGMENTS).is_dir():
+            clear_store(store_dir)  # a store from an older layout: recompute
+        else:
+            raise StoreError(
+                f"--out {store_dir} is a non-empty folder that is not a genaudio features store; "
+                "choose an empty or new folder"
+            )
+    (store_dir / SEGMENTS).mkdir(parents=True, exist_ok=True)
+    (state / STATUS).mkdir(parents=True, exist_ok=True)
+    if not kept:
+        atomic_write_json(cfg_file, {"config_hash": config_hash, "config": config})
+    # orphans: parts whose group never committed, and temporaries of a killed writer
+    committed = {p.stem for p in (state / STATUS).glob("*.parquet")}
+    for p in (store_dir / SEGMENTS).glob("part-*.parquet"):
+        if p.stem[len("part-"):] not in committed:
+            p.unlink(missing_ok=True)
+    for folder in (store_dir, store_dir / SEGMENTS, state, state / STATUS):
+        for p in folder.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+    return kept
+
+
+def clear_store(store_dir: str | Path) -> None:
+    """Remove everything a features store holds (manifest first, so it reads as incomplete)."""
+    import shutil
+
+    store_dir = Path(store_dir)
+    (store_dir / MANIFEST).unlink(missing_ok=True)
+    for name in (FILES, ERRORS):
+        (store_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(store_dir / SEGMENTS, ignore_errors=True)
+    shutil.rmtree(_state(store_dir), ignore_errors=True)
+
+
+def mark_incomplete(store_dir: str | Path) -> None:
+    """Hide the manifest while a run adds work: readers must not see a half-updated store."""
+    (Path(store_dir) / MANIFEST).unlink(missing_ok=True)
+
+
+def commit_group(store_dir: str | Path, gid: str, segments: bytes | None, status: bytes) -> None:
+    """Commit one group: its segment part (Parquet bytes, or None if empty), then its status."""
+    if segments:
+        atomic_write_bytes(part_path(store_dir, gid), segments)
+    atomic_write_bytes(status_path(store_dir, gid), status)
+
+
+def read_status(store_dir: str | Path) -> pa.Table:
+    """All committed status rows (one per processed file) of the current config."""
+    files = sorted((_state(Path(store_dir)) / STATUS).glob("*.parquet"))
+    if not files:
+        return STATUS_SCHEMA.empty_table()
+    tables = [pq.read_table(f).cast(STATUS_SCHEMA) for f in files]
+    return pa.concat_tables(tables)
+
+
+def drop_files(store_dir: str | Path, file_ids: Iterable[str]) -> int:
+    """Remove the rows of ``file_ids`` (inputs that vanished or changed) from committed groups.
+
+    Each affected group is rewritten: part first, then status, so a run killed in between simply
+    repeats the removal next time. Returns the number of status rows removed.
+    """
+    import pyarrow.compute as pc
+
+    store_dir = Path(store_dir)
+    drop = pa.array(sorted(set(file_ids)), pa.string())
+    removed = 0
+    if not len(drop):
+        return 0
+    for sfile in sorted((_state(store_dir) / STATUS).glob("*.parquet")):
+        st = pq.read_table(sfile)
+        mask = pc.is_in(st.column("file_id"), value_set=drop)
+        n = pc.sum(mask).as_py() or 0
+        if not n:
+            continue
+        gid = sfile.stem
+        part = part_path(store_dir, gid)
+        if part.is_file():
+            seg = pq.read_table(part)
+            keep = seg.filter(pc.invert(pc.is_in(seg.column("file_id"), value_set=drop)))
+            if len(keep):
+                atomic_write_table(part, keep)
+            else:
+                part.unlink()
+        rest = st.filter(pc.invert(mask))
+        if len(rest):
+            atomic_write_table(sfile, rest)
+        else:
+            sfile.unlink()
+        removed += n
+    return removed
+
+
+def finalize(store_dir: str | Path, files: pa.Table, manifest: dict) -> None:
+    """Write ``files.parquet`` and ``errors.parquet`` from the status rows, then ``manifest.json``."""
+    import pyarrow.compute as pc
+
+    store_dir = Path(store_dir)
+    files = files.sort_by([("path", "ascending"), ("file_id", "ascending")])
+    atomic_write_table(store_dir / FILES, files)
+    failed = files.filter(pc.equal(files.column("status"), "failed"))
+    atomic_write_table(store_dir / ERRORS, failed.select(list(ERROR_COLUMNS)))
+    atomic_write_json(store_dir / MANIFEST, manifest)
