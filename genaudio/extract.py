@@ -236,6 +236,8 @@ class ExtractConfig:
     float16: bool = False
 
     def __post_init__(self):
+        if not self.audio.mono:
+            raise ConfigError("extraction analyses mono audio: set audio.mono: true")
         if self.features.frame_features and self.audio.sample_rate is None:
             raise ConfigError("frame-level features need a fixed audio.sample_rate (frame matrices "
                               "have one shape for all files); set audio.sample_rate or "
