@@ -252,6 +252,23 @@ class FeatureConfig:
         encoders and models; must be a subset of ``features``.
     stats : tuple of str
         Summary functionals per dimension.
+    bins_per_octave, n_octaves : int
+        Resolution and range of the shared CQT (chroma_cqt, chroma_cens, tonnetz, cqt); librosa's
+        chroma_cqt defaults (36 bins per octave over 7 octaves from ``fmin``).
+    n_bands : int
+        Octave sub-bands of spectral_contrast (it returns ``n_bands + 1`` rows).
+    poly_order : int
+        Order of poly_features (it returns ``poly_order + 1`` coefficients).
+    roll_percent : float
+        Energy fraction of spectral_rolloff.
+    tempogram_win_length : int
+        Onset frames per tempogram window (autocorrelation lags; librosa default 384).
+    vqt_intervals : str
+        Interval system of chroma_vqt (``"ji5"``, ``"ji3"``, ``"equal"``, ...).
+    pitch_fmin, pitch_fmax : float
+        Search range (Hz) of the pYIN / YIN pitch trackers (C2 to C7 by default).
+    clip_threshold : float
+        A sample with ``|y| >= clip_threshold`` counts as clipped (clipping_ratio).
     """
 
     n_fft: int = 2048
@@ -267,13 +284,33 @@ class FeatureConfig:
                                        "spectral_contrast", "rms", "zero_crossing_rate",
                                        "onset_strength", "tonnetz")
     stats: tuple[str, ...] = DEFAULT_STATS
+    bins_per_octave: int = 36
+    n_octaves: int = 7
+    n_bands: int = 6
+    poly_order: int = 1
+    roll_percent: float = 0.85
+    tempogram_win_length: int = 384
+    vqt_intervals: str = "ji5"
+    pitch_fmin: float = 65.40639132514966  # C2
+    pitch_fmax: float = 2093.004522404789  # C7
+    clip_threshold: float = 0.999
 
     def __post_init__(self):
-        for name in ("n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma"):
+        for name in ("n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma", "bins_per_octave",
+                     "n_octaves", "n_bands", "poly_order", "tempogram_win_length"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.hop_length > self.n_fft:
             raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.bins_per_octave % self.n_chroma:
+            raise ConfigError(f"bins_per_octave ({self.bins_per_octave}) must be a multiple of "
+                              f"n_chroma ({self.n_chroma})")
+        if not 0.0 < self.roll_percent < 1.0:
+            raise ConfigError(f"roll_percent must be between 0 and 1, got {self.roll_percent}")
+        if not 0.0 < self.pitch_fmin < self.pitch_fmax:
+            raise ConfigError("pitch_fmin must be positive and below pitch_fmax")
+        if not 0.0 < self.clip_threshold <= 1.0:
+            raise ConfigError(f"clip_threshold must be in (0, 1], got {self.clip_threshold}")
         unknown = sorted(set(self.stats) - set(DEFAULT_STATS))
         if unknown:
             raise ConfigError(f"unknown stats {unknown}; valid: {', '.join(DEFAULT_STATS)}")
