@@ -1,0 +1,304 @@
+"""Ray Tune wiring: OptunaSearch (define-by-run, persisted study) + ASHA, resources, resume.
+
+:func:`run_tune` runs any function trainable that follows the session protocol
+(:mod:`genaudio.search.session`: one report with a checkpoint per epoch, metric ``score``,
+lower is better). :func:`genaudio.search.run_search` builds the real trainable on a features
+store and calls it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from genaudio.config import config_hash, to_dict
+from genaudio.errors import ConfigError, SearchError
+from genaudio.search.session import METRIC
+
+EXPERIMENT = "search"          # Tune experiment name: RUN/tune/search
+STUDY_FILE = "study.db"        # Optuna study (SQLite), written only by the driver
+STUDY_NAME = "genaudio-search"
+STATE_FILE = "search.json"     # what was run: store, config, space; read by --resume
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Options of a search (YAML ``--config`` keys, and the CLI flags of the same name).
+
+    Attributes
+    ----------
+    trials : int
+        Number of trials (configurations) to run.
+    epochs : int
+        Maximum epochs per trial (ASHA's ``max_t``).
+    time_budget_s : float or None
+        Stop launching and running trials after this many seconds; ``None`` = no limit.
+    cpus_per_trial : float
+        CPUs reserved per trial.
+    gpus_per_trial : float or None
+        GPU share per trial (0.25, 0.5, 1, 2, ...); ``None`` = 0.5 when the cluster has GPUs,
+        otherwise 0 (the same run works on CPU-only machines).
+    gan_gpu_factor : float
+        GAN trials ask for ``gpus_per_trial * gan_gpu_factor`` GPUs (two networks train at once).
+    max_concurrent : int or None
+        At most this many trials at once; ``None`` = as many as the resources allow.
+    searcher : {"optuna", "random"}
+        Optuna's TPE on the define-by-run space, or uniform random draws from the same space.
+    scheduler : {"asha", "fifo"}
+        ASHA stops bad trials at epoch rungs; ``fifo`` runs every trial to the end.
+    grace_period : int
+        Epochs every trial runs before ASHA may stop it.
+    reduction_factor : int
+        ASHA's eta: the top 1/eta of trials at a rung go on.
+    max_failures : int
+        Times a crashing trial (or one on a lost node) is retried from its last checkpoint.
+    seed : int
+        Seed of the sampler and of each trial's training.
+    space : dict
+        Search-space overrides merged over :data:`genaudio.search.space.DEFAULT_SPACE`.
+    """
+
+    trials: int = 20
+    epochs: int = 10
+    time_budget_s: float | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    gan_gpu_factor: float = 1.0
+    max_concurrent: int | None = None
+    searcher: str = "optuna"
+    scheduler: str = "asha"
+    grace_period: int = 1
+    reduction_factor: int = 3
+    max_failures: int = 2
+    seed: int = 0
+    space: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.trials < 1:
+            raise ConfigError(f"trials must be at least 1, got {self.trials}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError("time budget must be positive")
+        if self.cpus_per_trial <= 0:
+            raise ConfigError(f"cpus_per_trial must be positive, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None:
+            _check_gpu_share(self.gpus_per_trial, "gpus_per_trial")
+            _check_gpu_share(self.gpus_per_trial * self.gan_gpu_factor, "gpus_per_trial x gan_gpu_factor")
+        if self.gan_gpu_factor <= 0:
+            raise ConfigError("gan_gpu_factor must be positive")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError("max_concurrent must be at least 1")
+        if self.searcher not in ("optuna", "random"):
+            raise ConfigError(f"searcher must be optuna or random, got {self.searcher!r}")
+        if self.scheduler not in ("asha", "fifo"):
+            raise ConfigError(f"scheduler must be asha or fifo, got {self.scheduler!r}")
+        if self.grace_period < 1 or self.reduction_factor < 2:
+            raise ConfigError("grace_period must be >= 1 and reduction_factor >= 2")
+        if self.max_failures < -1:
+            raise ConfigError("max_failures must be >= -1 (-1 retries forever)")
+
+
+def _check_gpu_share(g: float, what: str) -> None:
+    # Ray packs fractional GPUs only below 1; above 1 a trial needs whole GPUs.
+    if g < 0 or (g > 1 and abs(g - round(g)) > 1e-9):
+        raise ConfigError(f"{what} must be a fraction in [0, 1] or a whole number of GPUs, got {g:g}")
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"4h"``, ``"90m"``, ``"30s"``, ``"1h30m"`` or a number of seconds -> seconds."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    import re
+
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
+    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
+        raise ConfigError(f"cannot read time budget {text!r}; write e.g. 4h, 90m, 1h30m or 3600")
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * unit[b] for a, b in parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def gpu_share(cfg: SearchConfig) -> float:
+    """The GPU share per trial: the configured one, or 0.5 if the cluster has GPUs, else 0."""
+    if cfg.gpus_per_trial is not None:
+        return float(cfg.gpus_per_trial)
+    import ray
+
+    return 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialResources:
+    """Resource function handed to ``tune.with_resources``: config -> placement group.
+
+    GAN trials ask for ``gan_gpu_factor`` times the GPU share (they train two networks).
+    A plain class (not a closure) so that Tune's experiment state pickles it for ``--resume``.
+    """
+
+    cpus: float
+    gpus: float
+    gan_gpu_factor: float = 1.0
+
+    def request(self, config: dict) -> dict[str, float]:
+        gpus = self.gpus * (self.gan_gpu_factor if config.get("model.family") == "gan" else 1.0)
+        return {"CPU": self.cpus, "GPU": gpus}
+
+    def __call__(self, config: dict):
+        from ray.tune import PlacementGroupFactory
+
+        return PlacementGroupFactory([self.request(config)])
+
+
+def check_cluster_fits(res: TrialResources, *, families=("lstm",)) -> None:
+    """Fail before any trial starts if no node can host a trial (it would wait forever)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for fam in families:
+        need = res.request({"model.family": fam})
+        if not any(n["Resources"].get("CPU", 0) >= need["CPU"] and n["Resources"].get("GPU", 0) >= need["GPU"]
+                   for n in nodes):
+            have = ", ".join(f"{n['Resources'].get('CPU', 0):g} CPU/{n['Resources'].get('GPU', 0):g} GPU"
+                             for n in nodes)
+            raise SearchError(
+                f"no node can run a {fam} trial needing {need['CPU']:g} CPU and {need['GPU']:g} GPU "
+                f"(nodes: {have}); lower --cpus-per-trial / --gpus-per-trial")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuner
+
+
+def make_searcher(space_fn: Callable, cfg: SearchConfig, run_dir: Path, *, metric: str = METRIC,
+                  mode: str = "min"):
+    """OptunaSearch over ``space_fn`` with its study in ``RUN/study.db`` (SQLite).
+
+    Only the driver writes the study: OptunaSearch runs in the driver and tells Optuna every
+    result, so ``optuna-dashboard sqlite:///RUN/study.db`` and ``optuna.load_study`` can open it.
+    ``searcher="random"`` uses Optuna's RandomSampler on the same space (same seed).
+    """
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if cfg.searcher == "random":
+        sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
+    else:
+        # constant_liar: concurrent trials do not all get the same suggestion
+        sampler = optuna.samplers.TPESampler(
+            seed=cfg.seed, n_startup_trials=max(3, min(10, cfg.trials // 3)), constant_liar=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+    return OptunaSearch(space_fn, metric=metric, mode=mode, sampler=sampler, storage=storage,
+                        study_name=STUDY_NAME)
+
+
+def make_scheduler(cfg: SearchConfig, *, metric: str = METRIC, mode: str = "min"):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=cfg.epochs,
+                         grace_period=min(cfg.grace_period, cfg.epochs),
+                         reduction_factor=cfg.reduction_factor)
+
+
+def tune_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir).resolve() / "tune" / EXPERIMENT
+
+
+def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cfg: SearchConfig,
+             data: dict | None = None, resources: TrialResources | None = None, resume: bool = False,
+             verbose: int = 1, callbacks: list | None = None, families=("lstm",)):
+    """Run (or resume) a Tune experiment under ``RUN/tune`` and return its ``ResultGrid``.
+
+    Parameters
+    ----------
+    trainable : callable
+        Function trainable ``f(config, **data)`` following the session protocol.
+    space_fn : callable
+        Define-by-run function for OptunaSearch.
+    data : dict, optional
+        Large read-only inputs put once in the object store (``tune.with_parameters``): every
+        trial gets the same object, not a copy read from disk.
+    resources : TrialResources, optional
+        Per-trial resources (default: ``cfg``'s CPUs and GPU share).
+    resume : bool
+        Continue the experiment in ``RUN/tune`` (``Tuner.restore``): finished trials are kept,
+        unfinished ones continue from their last checkpoint, the searcher and its study go on.
+    """
+    import ray
+    from ray import tune
+
+    run_dir = Path(run_dir).resolve()
+    exp_dir = tune_dir(run_dir)
+    if resources is None:
+        resources = TrialResources(cfg.cpus_per_trial, gpu_share(cfg), cfg.gan_gpu_factor)
+    check_cluster_fits(resources, families=families)
+
+    fn = tune.with_parameters(trainable, **data) if data else trainable
+    fn = tune.with_resources(fn, resources)
+
+    if resume:
+        if not tune.Tuner.can_restore(str(exp_dir)):
+            raise SearchError(f"{run_dir} holds no search to resume (no {exp_dir}/experiment_state*.json)")
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+    else:
+        if exp_dir.exists() or (run_dir / STUDY_FILE).exists():
+            raise SearchError(f"{run_dir} already holds a search; use --resume to continue it "
+                              "or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        searcher = make_searcher(space_fn, cfg, run_dir)
+        tuner = tune.Tuner(
+            fn,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=cfg.trials,
+                max_concurrent_trials=cfg.max_concurrent, time_budget_s=cfg.time_budget_s,
+                reuse_actors=False),
+            param_space={"epochs": cfg.epochs, "seed": cfg.seed},
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=str(run_dir / "tune"), verbose=verbose,
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order="min"),
+                callbacks=callbacks or None,
+                stop={"training_iteration": cfg.epochs}),
+        )
+    t0 = time.time()
+    grid = tuner.fit()
+    log.info("search finished in %.1f s", time.time() - t0)
+    return grid
+
+
+def write_state(run_dir: Path, state: dict) -> None:
+    from genaudio.store import atomic_write_json
+
+    atomic_write_json(run_dir / STATE_FILE, state)
+
+
+def read_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise SearchError(f"{run_dir} holds no search to resume (no {STATE_FILE})")
+    return json.loads(path.read_text())
+
+
+def search_config_dict(cfg: SearchConfig) -> dict[str, Any]:
+    d = to_dict(cfg)
+    d["config_hash"] = config_hash(cfg)
+    return d
