@@ -29,6 +29,7 @@ import resource
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -44,7 +45,7 @@ from genaudio.errors import AudioTooShortError, ConfigError, GenaudioError, Stor
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
 
 #: Group planning: a group's files add up to about this many bytes on disk ...
-GROUP_TARGET_BYTES = 1 << 20
+GROUP_TARGET_BYTES = 8 << 20
 #: ... and hold at most this many files (a Ray task and a Parquet part per group).
 GROUP_MAX_FILES = 64
 #: At least this many groups per worker, so the tail of the run keeps every worker busy.
@@ -534,12 +535,17 @@ def process_group(files: Sequence[AudioFile], config: ExtractConfig, *, gid: str
 
 
 class _Worker:
-    """A Ray Data actor: warms librosa/numba up once, then processes one group per call."""
+    """A Ray Data actor: warms librosa/numba up once, then processes one group per call.
 
-    def __init__(self, config: dict):
+    The config travels as a class attribute of a per-run subclass (:func:`_worker_class`), not as
+    constructor arguments, which Ray would keep in the object store for actor restarts."""
+
+    CONFIG: dict = {}
+
+    def __init__(self):
         import ray
 
-        self.config = load_config(config)
+        self.config = load_config(self.CONFIG)
         self.node_id = ray.get_runtime_context().get_node_id()
         segment_schema(self.config)  # warm-up: JIT-compiles librosa's numba kernels here, once
 
@@ -644,15 +650,18 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
     items = [{"gid": group_id(chash, [f.file_id for f in g]),
               "files": json.dumps([dataclasses.asdict(f) for f in g])} for g in groups]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(
-        _Worker, batch_size=1, batch_format="pyarrow",
-        fn_constructor_kwargs={"config": cfg.resolved() | {"float16": cfg.float16}},
-        compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items)),
-                                           max_tasks_in_flight_per_actor=2),
-        num_cpus=1,
-        # a crashed or lost worker (node removed, OOM kill) is restarted and its group retried
-        max_restarts=-1, max_task_retries=3,
-    )
+    worker = type("ExtractWorker", (_Worker,), {"CONFIG": cfg.resolved()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ray_remote_args deprecation: no named max_task_retries yet
+        ds = ds.map_batches(
+            worker, batch_size=1, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items)),
+                                               max_tasks_in_flight_per_actor=2),
+            num_cpus=1,
+            # a crashed or lost worker (node removed, OOM kill) is restarted and its group
+            # retried; finite task retries, so a file that kills its worker cannot loop forever
+            max_restarts=-1, max_task_retries=3,
+        )
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             for row in batch.to_pylist():
@@ -801,7 +810,11 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
     audio_s = float(pc.sum(ok.column("audio_seconds")).as_py() or 0.0)
     processed_audio = float(pc.sum(this_ok.column("audio_seconds")).as_py() or 0.0)
     nodes = sorted({n for n in status.column("node_id").to_pylist() if n})
-    _, shapes = segment_schema(cfg) if n_ok else (None, {})
+    shapes = {}
+    if n_ok:  # from a part's schema: the driver never runs the analysis (nor its JIT warm-up)
+        for f in store.segments_schema(out):
+            if f.name.startswith(store.FRAME_PREFIX):
+                shapes[f.name[len(store.FRAME_PREFIX):]] = (f.type.list_size, f.type.value_type.list_size)
     from genaudio import features as gf
 
     feats = {}

@@ -61,6 +61,12 @@ def parse_summary_column(name: str) -> tuple[str, int, str] | None:
 # Atomic writes: a reader never sees a half-written file.
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; a shared store must be readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,7 +94,9 @@ def atomic_write_table(path: str | Path, table: pa.Table, *, compression: str = 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, compression=compression,
+                       write_statistics=_stats_columns(table.schema))
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -223,10 +232,17 @@ STATUS_SCHEMA = pa.schema([
 ERROR_COLUMNS = ("file_id", "path", "label", "stage", "error_type", "reason", "message")
 
 
+def _stats_columns(schema: pa.Schema) -> list[str] | bool:
+    # Min/max statistics of thousands of summary columns would cost ~60 bytes each in every
+    # file footer; keep them for the identity columns, which filters use.
+    names = [n for n in schema.names if n in IDENTITY_COLUMNS or n in STATUS_SCHEMA.names]
+    return names if len(schema.names) > 64 else True
+
+
 def table_to_parquet_bytes(table: pa.Table, *, compression: str = "zstd") -> bytes:
     """Serialise a table as a complete Parquet file in memory (workers compress, the writer renames)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression)
+    pq.write_table(table, sink, compression=compression, write_statistics=_stats_columns(table.schema))
     return sink.getvalue().to_pybytes()
 
 
