@@ -15,6 +15,7 @@ from genaudio.errors import GenaudioError
 # Modules under genaudio.cli that each define ``command`` (a click command or group).
 _COMMAND_MODULES = [
     "extract",
+    "analyze",
 ]
 
 
