@@ -320,6 +320,87 @@ def _open(path: str) -> sf.SoundFile:
         raise NotAudioError(f"cannot be opened by the decoder ({_short(e)})", path=path) from None
 
 
+def _mp3_frame_alignment(path: str) -> tuple[int, int]:
+    """MPEG audio frame length and the offset of the first decoded frame boundary, in samples.
+
+    libsndfile 1.2's MP3 reader (libmpg123) returns slightly different samples, sometimes glitches
+    of up to 0.5, for a few hundred samples after a read call that ends inside an MPEG frame. Reads
+    that end on frame boundaries decode exactly as one whole-file read does. With gapless decoding
+    (a LAME/Info tag), mpg123 drops ``encoder delay + 529`` samples, so boundaries fall at
+    ``k * frame_len - skip``. Returns ``(frame_len, (-skip) % frame_len)``; ``(1152, 0)`` if the
+    header cannot be parsed.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(16384)
+            pos = 0
+            if data[:3] == b"ID3" and len(data) >= 10:
+                size = ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7
+                        | (data[9] & 0x7F))
+                pos = 10 + size + (10 if data[5] & 0x10 else 0)
+                fh.seek(pos)
+                data = fh.read(8192)
+                pos = 0
+        while pos + 4 <= len(data) and not (data[pos] == 0xFF and data[pos + 1] & 0xE0 == 0xE0):
+            pos += 1
+        if pos + 4 > len(data):
+            return 1152, 0
+        version = (data[pos + 1] >> 3) & 3  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+        layer = (data[pos + 1] >> 1) & 3  # 1: III, 2: II, 3: I
+        frame_len = 384 if layer == 3 else (1152 if version == 3 or layer == 2 else 576)
+        i = -1
+        for tag in (b"Xing", b"Info"):
+            i = data.find(tag, pos, pos + 200)
+            if i >= 0:
+                break
+        if i < 0:
+            return frame_len, 0
+        flags = int.from_bytes(data[i + 4:i + 8], "big")
+        j = i + 8 + (4 if flags & 1 else 0) + (4 if flags & 2 else 0) + (100 if flags & 4 else 0) \
+            + (4 if flags & 8 else 0)
+        lame = data[j:j + 24]
+        if len(lame) < 24:
+            return frame_len, 0
+        delay = (lame[21] << 4) | (lame[22] >> 4)
+        return frame_len, (-(delay + 529)) % frame_len
+    except OSError:
+        return 1152, 0
+
+
+def _native_blocks(fh: sf.SoundFile, block: int, info: AudioInfo) -> Iterator[np.ndarray]:
+    """Yield (frames, channels) float32 arrays of exactly ``block`` frames (the last may be shorter).
+
+    For MP3, the decoder is read in MPEG-frame-aligned pieces (see :func:`_mp3_frame_alignment`)
+    and re-cut into blocks, so the samples equal a whole-file read.
+    """
+    if info.format != "MP3":
+        while True:
+            x = _read(fh, block, info.path)
+            if not x.shape[0]:
+                return
+            yield x
+    frame_len, first = _mp3_frame_alignment(info.path)
+    step = max(1, block // frame_len) * frame_len
+    pending: list[np.ndarray] = []
+    have = 0
+    size = first + step
+    while True:
+        x = _read(fh, size, info.path)
+        size = step
+        if x.shape[0]:
+            pending.append(x)
+            have += x.shape[0]
+        while have >= block or (not x.shape[0] and have):
+            buf = pending[0] if len(pending) == 1 else np.concatenate(pending, axis=0)
+            n = min(block, have)
+            yield buf[:n]
+            rest = buf[n:]
+            pending = [rest] if rest.shape[0] else []
+            have = rest.shape[0]
+        if not x.shape[0]:
+            return
+
+
 def load(path: str | os.PathLike, *, config: AudioConfig = _DEFAULT_AUDIO, offset: float = 0.0,
          duration: float | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file (or a window of it), downmix and resample as configured.
@@ -445,14 +526,15 @@ def _iter_blocks(info: AudioInfo, *, config: AudioConfig, block_seconds: float
     total = 0
     out_pos = 0  # output samples yielded so far
     with _open(spath) as fh:
-        cur = prep(_read(fh, block, spath))
-        left = cur[:0]
-        while cur.shape[0]:
-            nxt = prep(_read(fh, block, spath))
+        src = (prep(x) for x in _native_blocks(fh, block, info))
+        cur = next(src, None)
+        left = cur[:0] if cur is not None else None
+        while cur is not None and cur.shape[0]:
+            nxt = next(src, None)
             total += cur.shape[0]
-            last = nxt.shape[0] == 0
+            last = nxt is None
             if resample:
-                right = nxt[:ctx]
+                right = nxt[:ctx] if nxt is not None else cur[:0]
                 chunk = np.concatenate([left, cur, right], axis=0) if (left.shape[0] or right.shape[0]) else cur
                 y = _resample_frames(chunk, sr, target, config.res_type)
                 a = left.shape[0] * target // sr  # exact: left is a multiple of grid frames
