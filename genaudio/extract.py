@@ -44,6 +44,13 @@ from genaudio.errors import AudioTooShortError, ConfigError, GenaudioError, Stor
 #: Text inputs with these suffixes are read as file lists (one path a line, or CSV with a header).
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
 
+#: Folder and glob scans skip these sidecar files (notes, metadata, cover art, playlists) unless
+#: ``all_files=True`` (``--all-files``); every other file is an input, so a stray or corrupt one is
+#: reported in the errors table instead of silently ignored.
+SIDECAR_SUFFIXES = frozenset(
+    "md rst txt pdf doc docx json yaml yml csv tsv xml html htm jpg jpeg png gif bmp webp tif tiff "
+    "nfo cue log m3u m3u8 pls sfv md5 sha1 sha256 db ini py sh".split())
+
 #: Group planning: a group's files add up to about this many bytes on disk ...
 GROUP_TARGET_BYTES = 8 << 20
 #: ... and hold at most this many files (a Ray task and a Parquet part per group).
@@ -102,14 +109,25 @@ def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in p.relative_to(root).parts)
 
 
-def _walk(root: Path, extensions: set[str] | None) -> Iterable[Path]:
+def _keep(p: Path, extensions: set[str] | None, all_files: bool, skipped: list | None) -> bool:
+    suffix = p.suffix.lower().lstrip(".")
+    if extensions:
+        return suffix in extensions
+    if not all_files and suffix in SIDECAR_SUFFIXES:
+        if skipped is not None:
+            skipped.append(str(p))
+        return False
+    return True
+
+
+def _walk(root: Path, extensions: set[str] | None, all_files: bool = True,
+          skipped: list | None = None) -> Iterable[Path]:
     for p in sorted(root.rglob("*")):
         # hidden files and folders (.DS_Store, .git, a store's own .extract) are never inputs
         if not p.is_file() or _hidden(p, root):
             continue
-        if extensions and p.suffix.lower().lstrip(".") not in extensions:
-            continue
-        yield p
+        if _keep(p, extensions, all_files, skipped):
+            yield p
 
 
 def _read_list(path: Path) -> list[tuple[Path, str | None]]:
@@ -143,20 +161,25 @@ def _read_list(path: Path) -> list[tuple[Path, str | None]]:
     return rows
 
 
-def discover(inputs: Sequence[str | os.PathLike], *, extensions: Iterable[str] | None = None
-             ) -> list[AudioFile]:
+def discover(inputs: Sequence[str | os.PathLike], *, extensions: Iterable[str] | None = None,
+             all_files: bool = False, skipped: list[str] | None = None) -> list[AudioFile]:
     """Build the manifest of a corpus.
 
     Parameters
     ----------
     inputs : sequence of str or path-like
-        Each one is a folder (searched recursively; every non-hidden file is an input, so a stray
-        text file ends up in the errors table rather than silently ignored), a glob pattern
+        Each one is a folder (searched recursively; every non-hidden file that is not a sidecar
+        (:data:`SIDECAR_SUFFIXES`: README.md, cover.jpg, notes.txt...) is an input, so a stray or
+        corrupt file ends up in the errors table rather than silently ignored), a glob pattern
         (``"data/**/*.wav"``), a file list (``.txt``/``.lst``: one path a line; ``.csv``/``.tsv``:
         header with ``path`` and optional ``label``), or one audio file.
     extensions : iterable of str, optional
         Keep only files with these suffixes (``"wav"``, ``"mp3"``; case-insensitive) when scanning
         folders and globs. File lists are taken as they are.
+    all_files : bool
+        Also take sidecar files from folders and globs (they will fail as not audio).
+    skipped : list, optional
+        Receives the paths of the sidecar files skipped.
 
     Returns
     -------
@@ -182,9 +205,9 @@ def discover(inputs: Sequence[str | os.PathLike], *, extensions: Iterable[str] |
         p = Path(s).expanduser()
         if p.is_dir():
             n0 = len(found)
-            for f in _walk(p, exts):
+            for f in _walk(p, exts, all_files, skipped):
                 add(f, None)
-            if len(found) == n0 and not any(_walk(p, exts)):
+            if len(found) == n0 and not any(_walk(p, exts, all_files)):
                 raise ConfigError(f"INPUT {s}: the folder holds no files"
                                   + (f" with extension {', '.join(sorted(exts))}" if exts else ""))
         elif p.is_file():
@@ -201,7 +224,7 @@ def discover(inputs: Sequence[str | os.PathLike], *, extensions: Iterable[str] |
         elif any(ch in s for ch in "*?["):
             matches = [Path(m) for m in sorted(_glob.glob(os.path.expanduser(s), recursive=True))]
             files = [m for m in matches if m.is_file() and not m.name.startswith(".")
-                     and (not exts or m.suffix.lower().lstrip(".") in exts)]
+                     and _keep(m, exts, all_files, skipped)]
             if not files:
                 raise ConfigError(f"INPUT {s}: the pattern matches no file")
             for f in files:
@@ -585,6 +608,7 @@ class ExtractResult:
     wall_s: float
     startup_s: float
     nodes: list[str]
+    sidecars_skipped: list[str] = dataclasses.field(default_factory=list)
     manifest: dict = dataclasses.field(repr=False, default_factory=dict)
 
     @property
@@ -597,7 +621,9 @@ class ExtractResult:
                 f"{self.processed} processed, {self.skipped} already done); segments {self.segments}; "
                 f"audio {self.audio_seconds / 3600:.3f} h; wall {self.wall_s:.1f} s "
                 f"(start-up {self.startup_s:.1f} s); real-time factor {self.realtime_factor:.1f}x "
-                f"on {len(self.nodes) or 1} node(s)")
+                f"on {len(self.nodes) or 1} node(s)"
+                + (f"; {len(self.sidecars_skipped)} sidecar file(s) skipped (--all-files takes them)"
+                   if self.sidecars_skipped else ""))
 
 
 def _versions() -> dict:
@@ -677,7 +703,7 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
 def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: str | os.PathLike, *,
                 config: ExtractConfig | None = None, address: str | None = None,
                 num_cpus: int | None = None, extensions: Iterable[str] | None = None,
-                progress: bool = True) -> ExtractResult:
+                all_files: bool = False, progress: bool = True) -> ExtractResult:
     """Extract a corpus into the features store ``out`` (resumable; see module docstring).
 
     Parameters
@@ -702,13 +728,15 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     ExtractResult
     """
     t_start = time.perf_counter()
+    skipped: list[str] = []
     cfg = config or ExtractConfig()
     check_features(cfg)
     out = Path(out).expanduser().resolve()
     if inputs and isinstance(next(iter(inputs)), AudioFile):
         manifest = sorted(inputs, key=lambda a: a.path)  # type: ignore[arg-type]
     else:
-        manifest = discover(inputs, extensions=extensions)  # type: ignore[arg-type]
+        manifest = discover(inputs, extensions=extensions, all_files=all_files,  # type: ignore[arg-type]
+                            skipped=skipped)
     if not manifest:
         raise ConfigError("no input files found")
     chash = cfg.hash()
@@ -767,7 +795,8 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
                 ray.shutdown()
     status = store.read_status(out)
     return _finalize(out, manifest=manifest, status=status, cfg=cfg, inputs=inputs,
-                     pending=pending, wall_s=time.perf_counter() - t_start, startup_s=startup_s)
+                     pending=pending, wall_s=time.perf_counter() - t_start, startup_s=startup_s,
+                     sidecars=skipped)
 
 
 def _missing(out: Path, by_id: dict[str, AudioFile]) -> list[AudioFile]:
@@ -792,7 +821,8 @@ def _progress(total: int, initial: int, enabled: bool):
 
 
 def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: ExtractConfig,
-              inputs, pending: list[AudioFile], wall_s: float, startup_s: float) -> ExtractResult:
+              inputs, pending: list[AudioFile], wall_s: float, startup_s: float,
+              sidecars: list[str]) -> ExtractResult:
     import pyarrow.compute as pc
 
     ids = status.column("file_id").to_pylist()
@@ -836,7 +866,8 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
         "versions": _versions(),
         "inputs": [str(i) if not isinstance(i, AudioFile) else i.path for i in inputs][:1000],
         "counts": {"files": len(manifest), "files_ok": n_ok, "files_failed": len(status) - n_ok,
-                   "segments": segments, "audio_seconds": audio_s},
+                   "segments": segments, "audio_seconds": audio_s,
+                   "sidecars_skipped": len(sidecars)},
         "timings": {"wall_s": wall_s, "startup_s": startup_s, "processed_files": len(pending),
                     "skipped_files": len(manifest) - len(pending),
                     "processed_audio_seconds": processed_audio,
@@ -857,4 +888,5 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
                          files_failed=len(status) - n_ok, segments=segments, audio_seconds=audio_s,
                          processed=len(pending), skipped=len(manifest) - len(pending),
                          processed_audio_seconds=processed_audio, wall_s=wall_s,
-                         startup_s=startup_s, nodes=nodes, manifest=manifest_doc)
+                         startup_s=startup_s, nodes=nodes, sidecars_skipped=sidecars,
+                         manifest=manifest_doc)

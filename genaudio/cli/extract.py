@@ -59,6 +59,8 @@ def _features_option(values: tuple[str, ...]) -> dict:
 @click.option("--segment-seconds", type=float, help="Segment length in seconds (default 5).")
 @click.option("--ext", "extensions", help="Only files with these extensions in folders/globs, "
               "e.g. wav,flac,mp3 (default: every non-hidden file, so strays are reported).")
+@click.option("--all-files", is_flag=True, help="Also take sidecar files (README.md, cover.jpg, "
+              "notes.txt...) from folders; they end up in the errors table.")
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: RAY_ADDRESS, "
               "else an embedded local Ray).")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs for the local Ray / max workers "
@@ -66,7 +68,8 @@ def _features_option(values: tuple[str, ...]) -> dict:
 @click.option("--float16", is_flag=True, help="Store frame matrices as float16 (half the size).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any file failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(inputs, out, config_file, features, segment_seconds, extensions, address, num_cpus,
+def command(inputs, out, config_file, features, segment_seconds, extensions, all_files, address,
+            num_cpus,
             float16, strict, quiet):
     """Extract features of every INPUT file into a Parquet features store.
 
@@ -114,7 +117,7 @@ def command(inputs, out, config_file, features, segment_seconds, extensions, add
     exts = [e for e in (extensions or "").split(",") if e.strip()] or None
 
     res = ex.run_extract(list(inputs), out, config=cfg, address=address, num_cpus=num_cpus,
-                         extensions=exts, progress=not quiet)
+                         extensions=exts, all_files=all_files, progress=not quiet)
     click.echo(res.summary())
     if res.files_failed:
         from genaudio import store
