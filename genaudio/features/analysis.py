@@ -11,7 +11,8 @@ documented calls from ``y`` (tests check it) while the expensive parts run once:
 * CQT once (with one tuning estimate, taken from the shared |STFT| when the STFT has librosa's
   default n_fft=2048 / hop=512, which is exactly what ``librosa.cqt`` would compute internally)
   for ``chroma_cqt``, ``chroma_cens``, ``tonnetz`` and ``cqt``.
-* Onset envelope once for tempo, tempogram, Fourier tempogram, tempogram ratio, beats, onsets.
+* Onset envelope once for tempo, tempogram, Fourier tempogram, tempogram ratio and onsets
+  (beats use the median-aggregated envelope of the same log_mel, as ``beat_track`` does).
 
 Only what the requested features need is computed: asking for ``mfcc`` never builds the CQT.
 """
@@ -161,11 +162,16 @@ class Analysis:
             onset_envelope=self.onset, sr=self.sr, hop_length=self.config.hop_length))
 
     @property
+    def onset_median(self) -> np.ndarray:
+        # beat_track(y=...) aggregates the band-wise flux by the median, not the mean: derive that
+        # envelope from the same log_mel (cheap) so beats equal the documented call
+        return self._get("onset_median", lambda: librosa.onset.onset_strength(
+            S=self.log_mel, sr=self.sr, hop_length=self.config.hop_length, aggregate=np.median))
+
+    @property
     def beats(self) -> np.ndarray:
-        # beat_track(bpm=None) estimates exactly this tempo internally; passing it saves the work
         return self._get("beats", lambda: librosa.beat.beat_track(
-            onset_envelope=self.onset, sr=self.sr, hop_length=self.config.hop_length,
-            bpm=float(self.tempo[0]))[1])
+            onset_envelope=self.onset_median, sr=self.sr, hop_length=self.config.hop_length)[1])
 
     @property
     def hpss(self) -> tuple[np.ndarray, np.ndarray]:

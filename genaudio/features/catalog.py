@@ -29,10 +29,11 @@ INTERMEDIATES = {
     "log_mel": "power_to_db(mel), shared by log_mel, mfcc and onset strength",
     "cqt_tuning": "tuning estimate of the CQT (piptrack on |STFT| when n_fft=2048, hop=512)",
     "cqt": "|CQT| with n_octaves * bins_per_octave bins from fmin, computed once",
-    "onset": "onset strength envelope from log_mel, computed once",
+    "onset": "onset strength envelope from log_mel (mean over bands), computed once",
+    "onset_median": "onset envelope from the same log_mel with median aggregation (what beat_track uses)",
     "tempogram": "autocorrelation tempogram of the onset envelope",
-    "tempo": "global tempo estimate from the onset envelope",
-    "beats": "beat frames from the onset envelope and tempo",
+    "tempo": "global tempo estimate from the onset envelope (bpm)",
+    "beats": "beat frames tracked on the median onset envelope",
     "hpss": "harmonic/percussive separation of the complex STFT (median filtering)",
     "pyin": "pYIN pitch track (slow)",
     "mfcc": "MFCC from log_mel",
@@ -145,7 +146,8 @@ _add("cqt", "spectrum", lambda c: c.n_octaves * c.bins_per_octave, True,
      "log constant-Q magnitude, n_octaves * bins_per_octave bins from fmin (dB re 1.0, top_db 80)",
      cost=4, default=False, needs=("cqt_tuning", "cqt"),
      reference="librosa.amplitude_to_db(np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, "
-               "n_bins=n_octaves*bins_per_octave, bins_per_octave=bins_per_octave)), ref=1.0)")
+               "n_bins=n_octaves*bins_per_octave, bins_per_octave=bins_per_octave, tuning=None)), ref=1.0) "
+               "(tuning estimated, as in chroma_cqt)")
 _add("ltas", "spectrum", _N_BINS, False,
      "long-term average spectrum: mean power per linear STFT bin over the clip (dB re 1.0, top_db 80)",
      cost=1, default=False, needs=("stft", "power"),
@@ -235,13 +237,13 @@ _add("tempogram_ratio", "rhythm", 13, True,
      cost=2, default=False, needs=("stft", "mel", "log_mel", "onset", "tempogram"),
      reference="librosa.feature.tempogram_ratio(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length)")
 _add("beats", "rhythm", 1, True, "beat indicator per frame (1 on a tracked beat, else 0)",
-     cost=1, default=False, needs=("stft", "mel", "log_mel", "onset", "tempo", "beats"),
+     cost=1, default=False, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
      reference="librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1] as a frame indicator")
 _add("beat_count", "rhythm", 1, False, "number of tracked beats in the clip",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset", "tempo", "beats"),
+     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
      reference="len(librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1])")
 _add("beat_rate", "rhythm", 1, False, "tracked beats per second of audio (Hz)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset", "tempo", "beats"),
+     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
      reference="beat_count / (len(y) / sr)")
 _add("onset_rate", "rhythm", 1, False, "detected onsets per second of audio (Hz)",
      cost=1, default=True, needs=("stft", "mel", "log_mel", "onset"),
