@@ -111,6 +111,14 @@ def run(stage: str, argv: list[str] | None = None) -> None:
             f" on {os.environ.get('RAY_ADDRESS', '?')}, cwd {os.getcwd()}",
             flush=True,
         )
-    # The group (not the bare subcommand) so that GenaudioError becomes one line + exit 2,
-    # exactly as `genaudio <stage>` behaves.
-    main.main(args=[stage, *argv], prog_name=prog)
+    from genaudio.errors import GenaudioError
+
+    # The command itself with this script as the program name, so `--help` reads
+    # "Usage: python jobs/extract.py [OPTIONS] INPUT..."; a GenaudioError becomes one line and exit
+    # status 2, exactly as `genaudio <stage>` reports it.
+    try:
+        main.commands[stage].main(args=argv, prog_name=f"python {prog}", standalone_mode=True,
+                                  **main.context_settings)
+    except GenaudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

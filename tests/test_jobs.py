@@ -65,8 +65,15 @@ def test_job_help_is_the_cli_help():
     cli = _run([str(BIN / "genaudio"), "extract", "--help"])
     assert job.returncode == 0 and cli.returncode == 0, job.stderr + cli.stderr
     strip = lambda s: s.split("\n", 1)[1]  # the usage line names the program
-    assert "jobs/extract.py" in job.stdout.splitlines()[0]
+    assert job.stdout.startswith("Usage: python jobs/extract.py [OPTIONS]")
     assert strip(job.stdout) == strip(cli.stdout)
+
+
+def test_job_reports_errors_like_the_cli(tmp_path):
+    r = _run([sys.executable, "jobs/extract.py", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    assert "missing" in r.stderr
 
 
 def _common():
