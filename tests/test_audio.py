@@ -141,6 +141,16 @@ def test_missing_and_directory(tmp_path):
         A.probe(tmp_path)
 
 
+@pytest.mark.timeout(20)
+def test_pipe_does_not_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "stream.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAudioError, match="regular file"):
+        A.load(fifo)
+
+
 def test_argument_errors(sample_files):
     path = sample_files[0]
     with pytest.raises(ConfigError):
