@@ -266,7 +266,7 @@ def test_iter_blocks_equals_load(sample_files, cfg_name):
     cfg = CONFIGS[cfg_name]
     for path in sample_files:
         whole, sr = A.load(path, config=cfg)
-        for block_seconds in (0.3, 0.7, 2.0, 60.0):
+        for block_seconds in (0.3, 2.0):
             blocks = list(A.iter_blocks(path, config=cfg, block_seconds=block_seconds))
             pos = 0
             for start_s, y in blocks:
