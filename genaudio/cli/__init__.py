@@ -16,6 +16,9 @@ from genaudio.errors import GenaudioError
 _COMMAND_MODULES = [
     "extract",
     "analyze",
+    "search",
+    "train",
+    "generate",
 ]
 
 

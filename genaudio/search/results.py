@@ -21,7 +21,7 @@ RESULTS_CSV = "results.csv"
 # Tune's bookkeeping keys that are not metrics of the model
 _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
               "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-              "iterations_since_restore", "config", "experiment_tag", "should_checkpoint",
+              "iterations_since_restore", "node_id", "config", "experiment_tag", "should_checkpoint",
               "epoch", "status", "reason", "gpu_ids", "_metric"}
 
 
@@ -96,6 +96,7 @@ def collect_results(run_dir: str | Path, *, epochs: int, resources=None) -> list
             "cpus": req.get("CPU"),
             "gpus": req.get("GPU"),
             "node_ip": last.get("node_ip"),
+            "node_id": last.get("node_id"),
             "gpu_ids": last.get("gpu_ids"),
             "num_failures": int(trial.run_metadata.num_failures),
             "trial_path": trial.path,
@@ -135,7 +136,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
             if k not in keys:
                 keys.append(k)
     front = ["rank", "trial_id", "status", "reason", "best_score", "best_epoch", "final_score", "epochs",
-             "wall_time_s", "cpus", "gpus", "node_ip", "gpu_ids", "num_failures"]
+             "wall_time_s", "cpus", "gpus", "node_ip", "node_id", "gpu_ids", "num_failures"]
     keys = [k for k in front if k in keys] + sorted(k for k in keys if k not in front)
     cols = {}
     for k in keys:

@@ -31,8 +31,11 @@ def trial_info() -> dict[str, Any]:
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     except Exception:  # outside a Ray worker
         gpu_ids = []
+    node_id = ""
+    if ray.is_initialized():
+        node_id = ray.get_runtime_context().get_node_id()
     return {"node_ip": ray.util.get_node_ip_address() if ray.is_initialized() else socket.gethostname(),
-            "pid": os.getpid(), "gpu_ids": ",".join(gpu_ids)}
+            "node_id": node_id, "pid": os.getpid(), "gpu_ids": ",".join(gpu_ids)}
 
 
 def device() -> str:
@@ -63,7 +66,7 @@ def clean_metrics(metrics: dict) -> dict:
 
 
 def report_epoch(epoch: int, metrics: dict, checkpoint_dir: str | Path | None, *,
-                 score_key: str = METRIC) -> bool:
+                 score_key: str = METRIC, reason: str | None = None) -> bool:
     """Report one epoch to Tune with its checkpoint; ``False`` when the trial went non-finite.
 
     A non-finite score is reported as ``+inf`` with ``status="nan"`` so that ASHA stops the trial,
@@ -80,7 +83,7 @@ def report_epoch(epoch: int, metrics: dict, checkpoint_dir: str | Path | None, *
     if not finite or bad:
         row[score_key] = float("inf")
         row["status"] = STATUS_NAN
-        row["reason"] = f"non-finite {', '.join(bad) or score_key} at epoch {epoch}"
+        row["reason"] = reason or f"non-finite {', '.join(bad) or score_key} at epoch {epoch}"
         for k in bad:
             row[k] = float("inf")
     else:

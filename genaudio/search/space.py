@@ -10,8 +10,9 @@ The space is a mapping of *sections* to *parameters*. Each parameter is one of
 Sections and their meaning:
 
 ``features``
-    ``core``: feature groups always used (the spectral core); ``optional``: the groups that may
-    join it, one boolean per group (``auto`` = every other group with frame matrices in DIR).
+    ``core``: the spectral core (a frame feature such as ``log_mel``, what the encoder decodes
+    back to audio); ``optional``: the catalog groups whose frame features may join it, one boolean
+    per group (``auto`` = every group with frame matrices in DIR, the core itself excluded).
 ``encoder``
     ``kind`` and ``dim`` (code dimensions per frame), plus fixed encoder options.
 ``model``
@@ -21,6 +22,8 @@ Sections and their meaning:
     (conditional parameters: a GAN trial has no ``lstm.*`` keys at all).
 ``train``
     Optimiser and loop parameters common to both families (``lr``, ``batch_size``, ...).
+``score``
+    Options of the final comparable score (``n_clips``, ``seconds``), usually fixed.
 
 A trial's config is a flat dict ``{"section.param": value}``, e.g. ``{"model.family": "gan",
 "gan.latent": 32, "features.tonal": True, ...}``. :func:`define_by_run` is the function handed to
@@ -39,12 +42,13 @@ from genaudio.errors import ConfigError
 #: ``space:`` mapping is merged over it section by section (see :func:`merge_space`).
 DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "features": {
-        "core": ["spectral"],          # always used
-        "optional": "auto",            # one boolean per other group present in DIR
+        "core": "log_mel",             # the spectral core every encoder input starts from
+        "optional": "auto",            # one boolean per other feature group with frames in DIR
     },
     "encoder": {
         "kind": ["pca", "autoencoder"],
         "dim": {"low": 8, "high": 64, "log": True},
+        "epochs": 30,                  # autoencoder training epochs (fixed)
     },
     "model": {
         "family": ["lstm", "gan"],
@@ -55,10 +59,11 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
         "context": {"low": 8, "high": 64, "log": True},     # code frames seen per prediction
     },
     "gan": {
-        "generator": ["mlp", "conv"],
-        "discriminator": ["mlp", "conv"],
+        "family": ["conv", "rnn"],     # generator/discriminator architecture family
         "latent": {"low": 8, "high": 128, "log": True},
-        "loss": ["hinge", "bce"],
+        "loss": ["ns", "wgan-gp"],
+        "channels": {"low": 16, "high": 128, "log": True},
+        "patch": [16, 32],             # frames per generated patch
     },
     "train": {
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
@@ -72,7 +77,7 @@ CONDITIONAL_SECTIONS: dict[str, tuple[str, str]] = {
     "gan": ("model.family", "gan"),
 }
 
-SECTIONS = ("features", "encoder", "model", "lstm", "gan", "train")
+SECTIONS = ("features", "encoder", "model", "lstm", "gan", "train", "score")
 FAMILIES = ("lstm", "gan")
 
 
@@ -197,9 +202,10 @@ class SearchSpace:
     Build it with :func:`build_space`; sample it with :func:`define_by_run`.
     """
 
-    core_groups: tuple[str, ...]
+    core: str
     optional_groups: tuple[str, ...]
     params: tuple[tuple[str, Domain], ...]          # ("encoder.kind", Choice(...)), in order
+    group_features: tuple[tuple[str, tuple[str, ...]], ...] = ()   # group -> its frame features in DIR
 
     def domain(self, name: str) -> Domain:
         for n, d in self.params:
@@ -220,7 +226,7 @@ class SearchSpace:
 
     def to_dict(self) -> dict:
         """The space in the same YAML form it is written in (groups resolved)."""
-        out: dict[str, dict] = {"features": {"core": list(self.core_groups),
+        out: dict[str, dict] = {"features": {"core": self.core,
                                              "optional": list(self.optional_groups)}}
         for name, d in self.params:
             section, param = name.split(".", 1)
@@ -233,13 +239,17 @@ class SearchSpace:
             else:
                 v = d.value
             out.setdefault(section, {})[param] = v
+        for section in SECTIONS[1:]:
+            out.setdefault(section, None)       # removed sections stay removed when read back
         return out
 
     def describe(self) -> str:
         """A readable table: one line per parameter with its domain and condition."""
-        rows = [("features (core, always on)", ", ".join(self.core_groups) or "-", "")]
+        rows = [("features.core", f"fixed {self.core} (spectral core, always on)", "")]
+        feats = dict(self.group_features)
         for g in self.optional_groups:
-            rows.append((f"features.{g}", "bool (group joins the core)", ""))
+            members = f": {', '.join(feats[g])}" if feats.get(g) else ""
+            rows.append((f"features.{g}", f"bool (group joins the core{members})", ""))
         for name, d in self.params:
             cond = self.condition(name)
             rows.append((name, d.describe(), f"if {cond[0]} == {cond[1]}" if cond else ""))
@@ -253,7 +263,7 @@ class SearchSpace:
         return "\n".join(lines)
 
 
-def build_space(space: dict | None = None, *, available_groups: Iterable[str] | None = None,
+def build_space(space: dict | None = None, *, frame_features: dict[str, str] | None = None,
                 encoder_kinds: Iterable[str] | None = None) -> SearchSpace:
     """Validate a space mapping (defaults merged) and resolve its feature groups.
 
@@ -261,9 +271,10 @@ def build_space(space: dict | None = None, *, available_groups: Iterable[str] | 
     ----------
     space : dict, optional
         Overrides merged over :data:`DEFAULT_SPACE` (the ``space:`` mapping of a YAML file).
-    available_groups : iterable of str, optional
-        Feature groups that have frame matrices in DIR. When given, ``optional: auto`` becomes
-        every available group outside the core, and groups not in DIR are refused.
+    frame_features : dict, optional
+        ``{feature: group}`` of the features with frame matrices in DIR. When given, the core must
+        be one of them, ``optional: auto`` becomes every group of the others, and groups without
+        frames in DIR are refused.
     encoder_kinds : iterable of str, optional
         Encoder kinds that exist; ``encoder.kind`` values outside it are refused.
 
@@ -281,32 +292,35 @@ def build_space(space: dict | None = None, *, available_groups: Iterable[str] | 
     unknown = sorted(set(feats) - {"core", "optional"})
     if unknown:
         raise ConfigError(f"search space features: unknown key(s) {unknown}; use core and optional")
-    core = feats.get("core", [])
-    core = [core] if isinstance(core, str) else list(core or [])
+    core = feats.get("core", "log_mel")
+    if not isinstance(core, str) or not core:
+        raise ConfigError(f"search space features.core: one spectral core feature (e.g. log_mel), got {core!r}")
     optional = feats.get("optional", "auto")
-    avail = None if available_groups is None else sorted(set(available_groups))
-    if avail is not None:
-        missing = [g for g in core if g not in avail]
-        if missing:
+    groups: dict[str, list[str]] = {}
+    if frame_features is not None:
+        if core not in frame_features:
             raise ConfigError(
-                f"search space features.core: group(s) {missing} have no frame matrices in DIR "
-                f"(available: {', '.join(avail) or 'none'})")
+                f"search space features.core: {core!r} has no frame matrices in DIR (frame features: "
+                f"{', '.join(sorted(frame_features)) or 'none'}); extract it as a frame feature")
+        for f, g in sorted(frame_features.items()):
+            if f != core:
+                groups.setdefault(g, []).append(f)
+    avail = None if frame_features is None else sorted(groups)
     if optional == "auto":
-        optional = [g for g in (avail or []) if g not in core]
+        optional = list(avail or [])
     elif isinstance(optional, str):
         optional = [optional]
     optional = list(optional or [])
+    if not all(isinstance(g, str) for g in optional):
+        raise ConfigError(f"search space features.optional: group names expected, got {optional!r}")
+    if len(set(optional)) != len(optional):
+        raise ConfigError(f"search space features.optional: repeated groups in {optional}")
     if avail is not None:
         missing = [g for g in optional if g not in avail]
         if missing:
             raise ConfigError(
                 f"search space features.optional: group(s) {missing} have no frame matrices in DIR "
                 f"(available: {', '.join(avail) or 'none'})")
-    overlap = sorted(set(core) & set(optional))
-    if overlap:
-        raise ConfigError(f"search space features: group(s) {overlap} are both core and optional")
-    if not core and not optional:
-        raise ConfigError("search space features: no feature group to use (core and optional are empty)")
 
     params: list[tuple[str, Domain]] = []
     for section in SECTIONS[1:]:
@@ -318,7 +332,8 @@ def build_space(space: dict | None = None, *, available_groups: Iterable[str] | 
     for required in ("encoder.kind", "encoder.dim", "model.family"):
         if required not in names:
             raise ConfigError(f"search space: {required} is required")
-    result = SearchSpace(tuple(core), tuple(optional), tuple(params))
+    result = SearchSpace(core, tuple(optional), tuple(params),
+                         tuple((g, tuple(groups.get(g, ()))) for g in optional))
 
     fam = result.domain("model.family")
     families = fam.values if isinstance(fam, Choice) else (fam.value,)
@@ -340,17 +355,23 @@ def build_space(space: dict | None = None, *, available_groups: Iterable[str] | 
     return result
 
 
-def define_by_run(space: SearchSpace):
+class DefineByRun:
     """The define-by-run function for ``OptunaSearch``: draws one trial's values, nothing else.
 
-    Returns a function ``f(trial) -> dict`` of the fixed values (Optuna records the drawn ones).
+    Calling it with an Optuna trial returns the fixed values (Optuna records the drawn ones).
     Conditional sections are drawn only when their condition holds, so Optuna's TPE sees a
-    conditional space and GAN trials carry no LSTM parameters.
+    conditional space and GAN trials carry no LSTM parameters. A class, not a closure, because
+    Tune pickles the searcher (with this function) into the experiment state for ``--resume``.
     """
-    def sample(trial) -> dict:
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial) -> dict:
+        space = self.space
         drawn: dict[str, Any] = {}
         # the core groups travel in every config so that a trial's config says all it used
-        fixed: dict[str, Any] = {"features.core": ",".join(space.core_groups)}
+        fixed: dict[str, Any] = {"features.core": space.core}
         for g in space.optional_groups:
             drawn[f"features.{g}"] = trial.suggest_categorical(f"features.{g}", [True, False])
         for name, d in space.params:
@@ -369,7 +390,10 @@ def define_by_run(space: SearchSpace):
                 drawn[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
         return fixed
 
-    return sample
+
+def define_by_run(space: SearchSpace) -> DefineByRun:
+    """The define-by-run callable of ``space`` (see :class:`DefineByRun`)."""
+    return DefineByRun(space)
 
 
 def sample_config(space: SearchSpace, trial) -> dict:
@@ -379,7 +403,6 @@ def sample_config(space: SearchSpace, trial) -> dict:
 
 
 def selected_groups(config: dict) -> list[str]:
-    """Feature groups a trial uses: the core plus the optional groups switched on."""
-    core = [g for g in str(config.get("features.core", "")).split(",") if g]
-    on = [k.split(".", 1)[1] for k, v in sorted(config.items()) if k.startswith("features.") and v is True]
-    return core + [g for g in on if g not in core]
+    """The optional feature groups a trial switched on (sorted)."""
+    return sorted(k.split(".", 1)[1] for k, v in config.items()
+                  if k.startswith("features.") and k != "features.core" and v is True)

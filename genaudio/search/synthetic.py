@@ -19,13 +19,31 @@ import numpy as np
 
 from genaudio.search.session import report_epoch
 
+class SyntheticSpace:
+    """Define-by-run space of the synthetic task: learning rate, batch size, width, depth.
+
+    ``by_number`` maps an Optuna trial number to values that replace the drawn ones (e.g.
+    ``{1: {"synth.fail_epoch": 2}}`` makes the second trial crash at epoch 2, ``{2: {"train.lr":
+    1e4}}`` makes the third diverge to NaN); ``fixed`` applies to every trial.
+    """
+
+    def __init__(self, *, fixed: dict | None = None, by_number: dict | None = None,
+                 lr: tuple[float, float] = (1e-4, 1.0)):
+        self.fixed = dict(fixed or {})
+        self.by_number = {int(k): dict(v) for k, v in (by_number or {}).items()}
+        self.lr = lr
+
+    def __call__(self, trial) -> dict:
+        trial.suggest_float("train.lr", self.lr[0], self.lr[1], log=True)
+        trial.suggest_categorical("train.batch_size", [16, 64, 256])
+        trial.suggest_int("synth.hidden", 4, 128, log=True)
+        trial.suggest_int("synth.layers", 1, 3)
+        return {**self.fixed, **self.by_number.get(trial.number, {})}
+
+
 def synthetic_space(trial) -> dict:
-    """Define-by-run space of the synthetic task (learning rate, batch size, width, depth)."""
-    trial.suggest_float("train.lr", 1e-4, 1.0, log=True)
-    trial.suggest_categorical("train.batch_size", [16, 64, 256])
-    trial.suggest_int("synth.hidden", 4, 128, log=True)
-    trial.suggest_int("synth.layers", 1, 3)
-    return {}
+    """The synthetic space with nothing fixed."""
+    return SyntheticSpace()(trial)
 
 
 def make_data(n: int = 2048, d: int = 8, *, seed: int = 0) -> dict:
@@ -39,6 +57,26 @@ def make_data(n: int = 2048, d: int = 8, *, seed: int = 0) -> dict:
     return {"x_train": x[:split], "y_train": y[:split], "x_val": x[split:], "y_val": y[split:]}
 
 
+def rendezvous(config: dict) -> None:
+    """Wait until ``synth.peers`` trials have started (files in ``synth.rendezvous``), max 120 s.
+
+    Lets a test check how many trials Ray runs at once without timing assumptions: if Ray could
+    place fewer trials, the waiting ones time out and report fewer peers (``peers_seen``).
+    """
+    import os
+
+    folder = config.get("synth.rendezvous")
+    if not folder:
+        return
+    from ray import tune
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"{tune.get_context().get_trial_id()}.{os.getpid()}").touch()
+    deadline = time.time() + float(config.get("synth.rendezvous_timeout_s", 120))
+    while len(list(Path(folder).iterdir())) < int(config.get("synth.peers", 1)) and time.time() < deadline:
+        time.sleep(0.1)
+
+
 def synthetic_trainable(config: dict, data: dict | None = None) -> None:
     """Tune function trainable: one report (with a checkpoint) per epoch; resumes from checkpoints."""
     import torch
@@ -46,6 +84,7 @@ def synthetic_trainable(config: dict, data: dict | None = None) -> None:
 
     from genaudio.search.session import device
 
+    started_at = time.time()
     torch.set_num_threads(1)
     data = data if data is not None else make_data()
     dev = device()
@@ -64,6 +103,7 @@ def synthetic_trainable(config: dict, data: dict | None = None) -> None:
         mods += [torch.nn.Linear(a, b), torch.nn.Tanh()]
     model = torch.nn.Sequential(*mods, torch.nn.Linear(dims[-1], 1)).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    rendezvous(config)
     start = 1
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
@@ -99,6 +139,12 @@ def synthetic_trainable(config: dict, data: dict | None = None) -> None:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch},
                        Path(d) / "state.pt")
             ok = report_epoch(epoch, {"score": val, "train_loss": total / len(xt),
-                                      "epoch_s": time.perf_counter() - t0}, d)
+                                      "epoch_s": time.perf_counter() - t0,
+                                      "peers_seen": _peers(config), "started_at": started_at}, d)
         if not ok:
             return
+
+
+def _peers(config: dict) -> int:
+    folder = config.get("synth.rendezvous")
+    return len(list(Path(folder).iterdir())) if folder and Path(folder).is_dir() else 0

@@ -1,0 +1,74 @@
+"""``genaudio search``: joint hyperparameter search (Ray Tune + Optuna) over a features store."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("search")
+@click.argument("store", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
+@click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False, path_type=str),
+              help="Run folder: Tune experiment, Optuna study, results table, best.yaml. Required "
+                   "unless --show-space.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
+              help="YAML with search options (trials, epochs, ...) and a `space:` mapping that "
+                   "overrides the default search space (see --show-space).")
+@click.option("--subset", "subset_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Feature subset (YAML/JSON with a `features:` list, as `genaudio analyze` writes): "
+                   "only groups with frame features in it may join the spectral core.")
+@click.option("--trials", type=click.IntRange(min=1), help="Number of trials (default 20).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs per trial (default 10).")
+@click.option("--time-budget", help="Stop after this long, e.g. 4h, 90m, 1h30m (default: no limit).")
+@click.option("--gpus-per-trial", type=float,
+              help="GPU share per trial: 0.25, 0.5, 1, 2 ... (default 0.5 if the cluster has GPUs, else 0).")
+@click.option("--cpus-per-trial", type=float, help="CPUs per trial (default 1).")
+@click.option("--gan-gpu-factor", type=float, help="GAN trials ask for this many times the GPU share (default 1).")
+@click.option("--max-concurrent", type=click.IntRange(min=1), help="At most K trials at once (default: as resources allow).")
+@click.option("--searcher", type=click.Choice(["optuna", "random"]), help="Optuna TPE (default) or random search.")
+@click.option("--scheduler", type=click.Choice(["asha", "fifo"]), help="ASHA early stopping (default) or none.")
+@click.option("--seed", type=int, help="Sampler and training seed (default 0).")
+@click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray).")
+@click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all cores).")
+@click.option("--resume", is_flag=True, help="Continue the search in --out after an interruption: finished "
+                                             "trials are kept, unfinished ones continue from their checkpoints.")
+@click.option("--show-space", is_flag=True, help="Print the search space (defaults + --config) for DIR and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no Tune progress table).")
+def command(store, run_dir, config_file, subset_file, trials, epochs, time_budget, gpus_per_trial, cpus_per_trial,
+            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, address, num_cpus, resume, show_space, quiet):
+    """Search feature subsets x encoder x LSTM/GAN architecture on Ray Tune.
+
+    DIR is a features store (`genaudio extract` output). Every trial fits (or reuses from the
+    cache) an encoder on the chosen feature groups, trains an LSTM or a GAN on the codes, reports
+    a per-epoch score to ASHA (bad trials stop early) with a checkpoint, and the finished trials
+    are ranked by the comparable quality score (Frechet distance of generated vs held-out clips).
+
+    \b
+    Output (see docs/search.md):
+      RUN/results.parquet, results.csv  one row per trial: params, scores, status, reason, time
+      RUN/best.yaml                     the best trial as `genaudio train --config` input
+      RUN/study.db                      the Optuna study (optuna-dashboard sqlite:///RUN/study.db)
+      RUN/tune/search/                  Ray Tune's experiment (trials, checkpoints)
+      RUN/cache/encoders/               fitted encoders + codes, reused across trials
+
+    Ctrl-C (or a killed driver) leaves RUN resumable: `genaudio search DIR --out RUN --resume`.
+    """
+    from genaudio.config import load_yaml
+    from genaudio.errors import ConfigError
+    from genaudio.search.run import load_search_config, run_search
+    from genaudio.search.run import show_space as describe_space
+
+    file_cfg = load_yaml(config_file) if config_file else {}
+    overrides = {k: v for k, v in {
+        "trials": trials, "epochs": epochs, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
+        "gan_gpu_factor": gan_gpu_factor, "max_concurrent": max_concurrent, "searcher": searcher,
+        "scheduler": scheduler, "seed": seed}.items() if v is not None}
+    if time_budget is not None:
+        overrides["time_budget_s"] = time_budget
+    if show_space:
+        click.echo(describe_space(store, load_search_config(file_cfg, overrides), subset=subset_file))
+        return
+    if not run_dir:
+        raise ConfigError("--out RUN is required (the folder that receives the search)")
+    cfg = None if resume and not file_cfg and not overrides else load_search_config(file_cfg, overrides)
+    summary = run_search(store, run_dir, cfg, subset=subset_file, resume=resume, address=address,
+                         num_cpus=num_cpus, verbose=0 if quiet else 1)
+    click.echo(summary.text())

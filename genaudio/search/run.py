@@ -1,0 +1,279 @@
+"""The search driver: validate everything, read the store once, run the Tuner, write the results.
+
+Everything that can be checked is checked before the first trial starts: the store (a features
+store with the frame columns the space needs), the space (domains, groups, families, kinds), and
+one training/encoder config per family built from the space's bounds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genaudio.config import from_dict, to_dict
+from genaudio.errors import ConfigError, SearchError, StoreError
+from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
+from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share,
+                                   parse_duration, read_state, run_tune, tune_dir, write_state)
+from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
+
+BEST_FILE = "best.yaml"
+#: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
+FRAME_ENCODERS = ("pca", "autoencoder")
+
+
+def load_search_config(file_cfg: dict | None, overrides: dict | None = None) -> SearchConfig:
+    """A :class:`SearchConfig` from a YAML mapping (``space:`` included) and CLI overrides."""
+    data = dict(file_cfg or {})
+    data.update(overrides or {})
+    if "time_budget_s" in data:
+        data["time_budget_s"] = parse_duration(data["time_budget_s"])
+    if "time_budget" in data:
+        data["time_budget_s"] = parse_duration(data.pop("time_budget"))
+    return from_dict(SearchConfig, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Store checks
+
+
+def read_subset(path: str | Path | None) -> set[str] | None:
+    """Feature names of a subset file (YAML/JSON ``features:`` list, or a plain list)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"subset file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from None
+    feats = data.get("features", data.get("subset")) if isinstance(data, dict) else data
+    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+        raise ConfigError(f"{p}: expected a `features:` list of feature names")
+    return set(feats)
+
+
+def store_frame_features(store: str | Path, subset: set[str] | None = None) -> tuple[dict, dict[str, str]]:
+    """The store's manifest and ``{frame feature: group}`` for frame columns actually present.
+
+    Raises :class:`StoreError` when DIR is not a features store or has no frame matrices.
+    """
+    manifest = read_manifest(store)
+    if manifest.get("kind", "features") != "features":
+        raise StoreError(f"{store} is a {manifest.get('kind')!r} store; search needs a features store "
+                         "(`genaudio extract` output)")
+    feats = manifest.get("features") or {}
+    if not feats:
+        raise StoreError(f"{store}/manifest.json lists no features; re-run `genaudio extract`")
+    names = set(segments_schema(store).names)
+    missing_ids = [c for c in IDENTITY_COLUMNS if c not in names]
+    if missing_ids:
+        raise StoreError(f"{store}: the segments table lacks identity column(s) {', '.join(missing_ids)}")
+    frames = {f: str(info.get("group", "other")) for f, info in feats.items()
+              if info.get("frame") and FRAME_PREFIX + f in names}
+    if subset is not None:
+        core_like = {f for f in frames if frames[f] == "spectrum"}
+        frames = {f: g for f, g in frames.items() if f in subset or f in core_like}
+    if not frames:
+        raise StoreError(f"{store} has no frame-matrix columns ({FRAME_PREFIX}*); the search trains on "
+                         "frame matrices: extract with frame features (the default)")
+    return manifest, frames
+
+
+def _extremes(d) -> list:
+    if isinstance(d, Choice):
+        return list(d.values)
+    if isinstance(d, (IntRange, FloatRange)):
+        return [d.low, d.high]
+    return [d.value]
+
+
+def check_trainable_configs(space: SearchSpace, cfg: SearchConfig) -> None:
+    """Build the train/encoder configs of the space's corners: bad values fail before any trial."""
+    from genaudio.search.trainable import encoder_options, train_config
+
+    for fam in space.families:
+        for name, d in space.params:
+            cond = space.condition(name)
+            if cond is not None and cond[1] != fam:
+                continue
+            for v in _extremes(d):
+                base = {n: _extremes(x)[0] for n, x in space.params
+                        if space.condition(n) is None or space.condition(n)[1] == fam}
+                base.update({"model.family": fam, name: v, "epochs": cfg.epochs, "seed": cfg.seed})
+                try:
+                    train_config(base)
+                    encoder_options(base)
+                except ConfigError as e:
+                    raise ConfigError(f"search space {name}={v!r} ({fam}): {e}") from None
+
+
+def prepare_space(store: str | Path, cfg: SearchConfig, subset=None) -> tuple[dict, dict, SearchSpace]:
+    manifest, frames = store_frame_features(store, read_subset(subset) if not isinstance(subset, set) else subset)
+    space = build_space(cfg.space, frame_features=frames, encoder_kinds=FRAME_ENCODERS)
+    check_trainable_configs(space, cfg)
+    return manifest, frames, space
+
+
+def show_space(store: str | Path, cfg: SearchConfig, *, subset=None) -> str:
+    """The resolved space as a table and as the YAML that would reproduce it."""
+    _, _, space = prepare_space(store, cfg, subset)
+    return (space.describe() + "\n\n# as YAML (put under `space:` in --config to change it):\n"
+            + yaml.safe_dump({"space": space.to_dict()}, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary the CLI prints
+
+
+@dataclasses.dataclass
+class SearchSummary:
+    run_dir: str
+    rows: list
+    best: dict | None
+    wall_s: float
+
+    def text(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        lines = [f"search: {len(self.rows)} trials in {self.wall_s:.0f} s ("
+                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"]
+        for r in self.rows[:5]:
+            fam = r.get("param.model.family", "")
+            lines.append(f"  #{r['rank'] or '-'} {r['trial_id']} {fam:<4} {r['status']:<9} "
+                         f"final={_fmt(r.get('final.frechet'))} best_score={_fmt(r['best_score'])} "
+                         f"epochs={r['epochs']}")
+        if self.best:
+            lines.append(f"best: trial {self.best['trial_id']} -> {self.run_dir}/{BEST_FILE} "
+                         f"(genaudio train --config {self.run_dir}/{BEST_FILE})")
+        lines.append(f"results: {self.run_dir}/results.parquet, results.csv; "
+                     f"study: optuna-dashboard sqlite:///{self.run_dir}/{STUDY_FILE}")
+        return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None = None, *, subset=None,
+               resume: bool = False, address: str | None = None, num_cpus: int | None = None,
+               verbose: int = 1) -> SearchSummary:
+    """Run (or resume) a search of ``store`` into ``run_dir``; write results and ``best.yaml``.
+
+    Parameters
+    ----------
+    store : path
+        A features store (``genaudio extract`` output).
+    run_dir : path
+        The run folder (see docs/search.md for its layout).
+    cfg : SearchConfig, optional
+        Options and space overrides; on ``resume`` the saved ones are used when ``None``.
+    subset : path or set of str, optional
+        Feature subset: only frame features in it (plus the spectral core) are searched.
+    resume : bool
+        Continue an interrupted search in ``run_dir`` (``Tuner.restore``).
+    """
+    import pyarrow as pa
+
+    from genaudio.search.results import collect_results, write_results
+    from genaudio.search.trainable import search_trainable, store_data
+
+    run_dir = Path(run_dir).resolve()
+    store = Path(store).resolve()
+    if resume:
+        state = read_state(run_dir)
+        if Path(state["store"]) != store:
+            raise SearchError(f"{run_dir} searched {state['store']}, not {store}")
+        saved = from_dict(SearchConfig, {k: v for k, v in state["config"].items() if k != "config_hash"})
+        if cfg is not None and to_dict(cfg) != to_dict(saved):
+            raise SearchError("--resume continues the search as it was started; drop the other options "
+                              f"(saved options are in {run_dir / STATE_FILE})")
+        cfg = saved
+        subset = set(state["subset"]) if state.get("subset") is not None else None
+    cfg = cfg or SearchConfig()
+    subset_set = read_subset(subset) if subset is not None and not isinstance(subset, set) else subset
+    manifest, frames, space = prepare_space(store, cfg, subset_set)
+    if not resume:
+        if tune_dir(run_dir).exists() or (run_dir / STUDY_FILE).exists():
+            raise SearchError(f"{run_dir} already holds a search; use --resume to continue it or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_state(run_dir, {"store": str(store), "config": to_dict(cfg), "space": space.to_dict(),
+                              "subset": sorted(subset_set) if subset_set is not None else None,
+                              "store_config_hash": manifest.get("config_hash"), "started": time.time()})
+
+    _init_ray(address, num_cpus)
+    resources = TrialResources(cfg.cpus_per_trial, gpu_share(cfg), cfg.gan_gpu_factor)
+    # read once in the driver: only the columns the space can use; Tune puts it in the object store
+    used = [space.core] + [f for f, g in frames.items() if g in space.optional_groups and f != space.core]
+    data = store_data(store, manifest, used, frames, run_dir)
+    t0 = time.time()
+    run_tune(search_trainable, space_fn=define_by_run(space), run_dir=run_dir, cfg=cfg, data=data,
+             resources=resources, resume=resume, verbose=verbose, families=space.families)
+    rows = collect_results(run_dir, epochs=cfg.epochs, resources=resources)
+    rows = rank_rows(rows)
+    write_results(run_dir, rows)
+    best = next((r for r in rows if r["rank"] == 1), None)
+    if best is not None:
+        write_best(run_dir, best, cfg)
+    return SearchSummary(str(run_dir), rows, best, time.time() - t0)
+
+
+def rank_rows(rows: list[dict]) -> list[dict]:
+    """Final ranking: the comparable quality score (``final.frechet``) of trials that finished,
+    then the per-epoch score of the others (stopped early, NaN, failed)."""
+    def key(r):
+        fd = r.get("final.frechet")
+        if fd is not None and math.isfinite(fd):
+            return (0, fd)
+        if r["best_score"] is not None:
+            return (1, r["best_score"])
+        return (2, 0.0)
+
+    rows = sorted(rows, key=key)
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i if key(r)[0] < 2 else None
+    return rows
+
+
+def write_best(run_dir: Path, row: dict, cfg: SearchConfig) -> dict:
+    """``RUN/best.yaml``: the best trial's TrainConfig plus its encoder and features, for
+    ``genaudio train --config``; the search-only details sit in comments."""
+    from genaudio.search.trainable import best_config
+
+    params = {k[len("param."):]: v for k, v in row.items() if k.startswith("param.") and v is not None}
+    params.update(epochs=cfg.epochs, seed=cfg.seed)
+    doc = best_config(params)
+    header = (f"# best trial {row['trial_id']} of {run_dir}: final frechet {_fmt(row.get('final.frechet'))}, "
+              f"best per-epoch score {_fmt(row['best_score'])}, status {row['status']}\n"
+              f"# reproduce: genaudio train --config {run_dir / BEST_FILE} (codes from the encoder below)\n")
+    atomic_write_bytes(run_dir / BEST_FILE, (header + yaml.safe_dump(doc, sort_keys=False)).encode())
+    return doc
+
+
+__all__ = ["load_search_config", "run_search", "show_space", "SearchSummary", "rank_rows", "write_best",
+           "prepare_space", "store_frame_features"]
