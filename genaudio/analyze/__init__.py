@@ -82,7 +82,7 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
         notes.append(f"{int((~has).sum()):,} segment(s) without a label are left out of the supervised analyses.")
     classes, counts = np.unique(table.labels[has], return_counts=True)
     if len(classes) < 2:
-        which = f"only one class ({classes[0]!r})" if len(classes) else "no labels"
+        which = f"only one class ({str(classes[0])!r})" if len(classes) else "no labels"
         notes.append(f"The label column {cfg.label_column!r} has {which}: supervised analyses "
                      "(accuracy, permutation importance, mutual information, group ablation) need at "
                      "least two classes and were skipped; the results are unsupervised only.")

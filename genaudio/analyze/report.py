@@ -348,5 +348,10 @@ def render_html(a, imp, grp, clu, exc, images, source: str) -> str:
     parts.append(f"<h2>Run</h2><p class='explain'>Sample sizes: {html.escape(_fmt_sizes(a))}. Timings (s): "
                  f"{html.escape(timings)}. Files: importance.csv, groups.csv, clusters.csv, excluded.csv, "
                  "subset.yaml, summary.json.</p>")
+    # Records on <body> how many embedded images decoded, so a headless browser test can check it.
+    parts.append("<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
+                 "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}"
+                 "document.body.setAttribute('data-images-total',im.length);"
+                 "document.body.setAttribute('data-images-loaded',ok);});</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
