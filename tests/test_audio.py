@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import math
 import shutil
+import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -383,3 +384,37 @@ def test_iter_segments_equals_segment_audio(sample_files, seg_index):
         for (_, a), b in zip(got, data):
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, rtol=0, atol=BLOCK_ATOL)
+
+
+# ---------------------------------------------------------------------------------------------
+# The samples are reproducible from scripts/make_samples.py
+
+
+def test_samples_regenerate_identically(samples_dir, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_samples", samples_dir.parent / "scripts" / "make_samples.py")
+    ms = importlib.util.module_from_spec(spec)
+    sys.modules["make_samples"] = ms  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(ms)
+    finally:
+        del sys.modules["make_samples"]
+    committed = sorted(p.relative_to(samples_dir) for p in samples_dir.rglob("*") if p.suffix != ".md" and p.is_file())
+    assert committed == sorted(Path(c.label) / f"{c.name}.{c.fmt}" for c in ms.CLIPS)
+    # The quickest clip of each format (all twelve take many seconds of synthesis).
+    quick = {"noise_rain", "bells_pentatonic", "drums_funk_96", "bells_chords"}
+    chosen = [c for c in ms.CLIPS if c.name in quick]
+    assert {c.fmt for c in chosen} == {"wav", "flac", "ogg", "mp3"}
+    for clip in chosen:
+        new = ms.write_clip(clip, tmp_path)
+        old = samples_dir / clip.label / new.name
+        a, sr_a = sf.read(old, dtype="float32")
+        b, sr_b = sf.read(new, dtype="float32")
+        assert sr_a == sr_b and a.shape == b.shape
+        if clip.fmt in ("wav", "flac"):
+            assert new.read_bytes() == old.read_bytes(), clip.name
+        else:
+            # Lossy encoders may change between library versions; the audio must not.
+            err = np.sum((a - b) ** 2) / np.sum(a ** 2)
+            assert err < 1e-3, (clip.name, err)
