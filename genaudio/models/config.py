@@ -189,7 +189,8 @@ class TrainConfig:
     amp : bool
         Mixed precision (float16 autocast + gradient scaling) on CUDA; ignored on CPU.
     val_fraction : float
-        Fraction of files (never segments) held out for validation and scoring.
+        Fraction of files (never segments) held out for validation and scoring, used when the
+        encoded store does not record the encoder's own train/test split of files.
     window_hop : int or None
         Frames between consecutive training windows inside a segment; ``None`` = half a window.
     grad_clip : float

@@ -36,6 +36,10 @@ class SequenceData:
         Label and within-file segment index, carried along for reports.
     enc_dir : str, optional
         The encoded store the codes came from (needed to decode generated codes and to score).
+    splits : ndarray (n,) of str, optional
+        ``"train"`` / ``"test"`` per segment when the encoded store records which files the
+        encoder was fitted on; :func:`train` then holds out the encoder's test files, so neither
+        the encoder nor the model has seen the validation recordings.
     """
 
     codes: list
@@ -44,6 +48,7 @@ class SequenceData:
     labels: np.ndarray | None = None
     segments: np.ndarray | None = None
     enc_dir: str | None = None
+    splits: np.ndarray | None = None
 
     def __post_init__(self):
         self.codes = [np.asarray(c, dtype=np.float32) for c in self.codes]
@@ -69,35 +74,36 @@ class SequenceData:
         idx = np.asarray(idx, dtype=int)
         pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
         return SequenceData([self.codes[i] for i in idx], self.file_ids[idx], self.code_rate_hz,
-                            pick(self.labels), pick(self.segments), self.enc_dir)
+                            pick(self.labels), pick(self.segments), self.enc_dir, pick(self.splits))
 
 
 def as_sequence_data(data: Any) -> SequenceData:
     """Accept a :class:`SequenceData`, an encoded-store folder, or the encoders' ``CodesData``.
 
-    ``CodesData`` (from :func:`genaudio.encoders.read_codes`) is read duck-typed: ``codes`` (one
-    ``(time, dim)`` array per segment, or an ``(n, time, dim)`` array), identity in ``identity``
-    (a DataFrame with ``file_id``, ``label``, ``segment``) and ``code_rate_hz``.
+    ``CodesData`` (from :func:`genaudio.encoders.store.read_codes`) provides ``codes`` (one
+    ``(time, dim)`` array per segment), ``ids`` (a DataFrame with ``file_id``, ``label``,
+    ``segment`` and optionally ``split``), the fitted ``encoder`` (for ``code_rate_hz``) and
+    ``encoder_path`` (``ENC/encoder``, whose parent is the encoded store).
     """
     if isinstance(data, SequenceData):
         return data
     if isinstance(data, (str, Path)):
-        from genaudio.encoders import read_codes
+        from genaudio.encoders.store import read_codes
 
-        enc_dir = str(data)
-        data = read_codes(enc_dir)
-    else:
-        enc_dir = None
+        data = read_codes(data)
     codes = getattr(data, "codes", None)
-    ident = getattr(data, "identity", None)
-    if codes is None or ident is None:
+    ids = getattr(data, "ids", None)
+    if codes is None or ids is None:
         raise ModelError(f"cannot train on {type(data).__name__}: expected SequenceData, CodesData or an encoded store")
-    rate = getattr(data, "code_rate_hz", None)
-    if rate is None and getattr(data, "manifest", None):
-        rate = data.manifest.get("code_rate_hz")
-    enc_dir = enc_dir or (str(getattr(data, "enc_dir")) if getattr(data, "enc_dir", None) else None)
-    col = lambda name: np.asarray(ident[name]) if name in ident else None  # noqa: E731
-    return SequenceData(list(codes), col("file_id"), float(rate), col("label"), col("segment"), enc_dir)
+    enc = getattr(data, "encoder", None)
+    rate = getattr(data, "code_rate_hz", None) or (enc.code_rate_hz if enc is not None else None)
+    if rate is None:
+        raise ModelError("the codes do not say their frame rate (no encoder loaded with them)")
+    enc_path = getattr(data, "encoder_path", None)
+    enc_dir = str(Path(enc_path).parent) if enc_path else None
+    col = lambda name: np.asarray(ids[name]) if name in ids else None  # noqa: E731
+    return SequenceData(list(codes), col("file_id"), float(rate), col("label"), col("segment"), enc_dir,
+                        col("split"))
 
 
 def split_by_file(file_ids: Sequence[str], *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -196,11 +196,11 @@ def _held_out(model, enc, *, n: int, seed: int):
 
     if not model.enc_dir:
         raise ModelError(f"{model.path}: the run does not name its encoded store; pass real_audio or real_features")
-    from genaudio.encoders import read_codes
+    from genaudio.encoders.store import read_codes
 
     raw = read_codes(model.enc_dir)
     data = as_sequence_data(raw)
-    ident = getattr(raw, "identity", None)
+    ident = raw.ids
     val = np.flatnonzero(np.isin(data.file_ids, model.val_files))
     if len(val) == 0:
         raise ModelError(f"{model.enc_dir}: none of the run's validation files are in the encoded store")

@@ -206,6 +206,18 @@ def _save_checkpoint(path: Path, ckpt: dict) -> None:
         raise
 
 
+def _split(data: SequenceData, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Training / validation segment indices, by file: the encoder's own held-out files when the
+    store records them (so no validation recording was seen by encoder or model), else a seeded
+    ``val_fraction`` of the files."""
+    if data.splits is not None:
+        is_test = np.asarray(data.splits).astype(str) == "test"
+        tr, va = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+        if len(tr) and len(va) and not set(data.file_ids[tr]) & set(data.file_ids[va]):
+            return tr, va
+    return split_by_file(data.file_ids, val_fraction=cfg.val_fraction, seed=cfg.seed)
+
+
 def _finite(x: float) -> bool:
     return x is not None and math.isfinite(x)
 
@@ -309,7 +321,7 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
         raise ConfigError(f"batch_size ({cfg.batch_size}) must be divisible by the number of workers ({dist.world})")
 
     # 1. data: split by file, normalise with training statistics, cut windows
-    train_idx, val_idx = split_by_file(data.file_ids, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_idx, val_idx = _split(data, cfg)
     norm = Normalizer.fit([data.codes[i] for i in train_idx])
     window = cfg.window
     hop = cfg.window_hop or max(1, window // 2)

@@ -1,0 +1,162 @@
+"""``genaudio train``: an LSTM or GAN on an encoded store -> a run folder (checkpoints, metrics)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from genaudio.errors import ConfigError, ModelError
+
+# CLI option -> (TrainConfig section or None for top level, field)
+_OPTION_FIELDS = {
+    "hidden": ("lstm", "hidden"), "layers": (None, "layers"), "dropout": ("lstm", "dropout"),
+    "context": ("lstm", "context"), "head": ("lstm", "head"), "family": ("gan", "family"),
+    "latent": ("gan", "latent"), "loss": ("gan", "loss"), "patch": ("gan", "patch"),
+    "channels": ("gan", "channels"), "lr": (None, "lr"), "batch_size": (None, "batch_size"),
+    "epochs": (None, "epochs"), "seed": (None, "seed"), "device": (None, "device"),
+    "steps_per_epoch": (None, "steps_per_epoch"),
+}
+
+
+def _parse_set(items: tuple[str, ...]) -> dict:
+    """``--set lstm.mixtures=8 --set score.n_clips=16`` -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lstm.mixtures=8")
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def build_config(config_file: str | None, model: str | None, options: dict, sets: tuple[str, ...]):
+    """TrainConfig from (in increasing priority) defaults, ``--config`` YAML, options, ``--set``."""
+    from genaudio.config import from_dict, load_yaml
+    from genaudio.models.config import TrainConfig
+
+    d = load_yaml(config_file) if config_file else {}
+    if model:
+        d["model"] = model
+    fam = d.get("model", "lstm")
+    for opt, value in options.items():
+        if value is None:
+            continue
+        section, field = _OPTION_FIELDS[opt]
+        if opt == "layers":  # --layers applies to the chosen model family
+            section = fam
+        if section is None:
+            d[field] = value
+        else:
+            d.setdefault(section, {})[field] = value
+    _merge(d, _parse_set(sets))
+    return from_dict(TrainConfig, d)
+
+
+@click.command("train")
+@click.argument("enc", type=click.Path(file_okay=False))
+@click.option("--model", "-m", type=click.Choice(["lstm", "gan"]), help="Model family (default lstm, or the config's).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to create.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TrainConfig YAML (e.g. a run's config.yaml or a search's best.yaml); options override it.")
+@click.option("--hidden", type=int, help="LSTM hidden size.")
+@click.option("--layers", type=int, help="LSTM layers, or GAN up/down-sampling stages (conv) / LSTM layers (rnn).")
+@click.option("--dropout", type=float, help="LSTM dropout.")
+@click.option("--context", type=int, help="LSTM training context in code frames.")
+@click.option("--head", type=click.Choice(["mse", "gaussian", "mdn"]), help="LSTM output head.")
+@click.option("--family", type=click.Choice(["conv", "rnn"]), help="GAN family: conv (DCGAN/WaveGAN) or rnn (C-RNN-GAN).")
+@click.option("--latent", type=int, help="GAN noise dimension.")
+@click.option("--loss", type=click.Choice(["ns", "wgan-gp"]), help="GAN loss.")
+@click.option("--patch", type=int, help="GAN patch length in code frames.")
+@click.option("--channels", type=int, help="GAN width (conv channels / LSTM hidden).")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--batch-size", type=int, help="Global batch size (windows).")
+@click.option("--epochs", type=int, help="Epochs.")
+@click.option("--steps-per-epoch", type=int, help="Cap on optimiser steps per epoch.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--device", help="auto (CUDA when present), cpu, cuda, cuda:N.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any TrainConfig field, e.g. --set lstm.mixtures=8 --set score.n_clips=16. Repeatable.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Data-parallel training on N Ray Train workers (TorchTrainer, DDP-style gradient averaging).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs per worker with --workers (0: CPU workers, gloo backend).")
+@click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster for --workers (default: RAY_ADDRESS, else local).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--no-score", is_flag=True, help="Skip the final Frechet/NDB score.")
+def command(enc, model, out, config_file, hidden, layers, dropout, context, head, family, latent, loss, patch,
+            channels, lr, batch_size, epochs, steps_per_epoch, seed, device, sets, workers, gpus_per_worker,
+            address, resume, no_score):
+    """Train an LSTM or a GAN on the codes of encoded store ENC (`genaudio encode` output).
+
+    \b
+    Prints one line per epoch; writes to --out:
+      config.yaml         the full TrainConfig (repeat the run with --config)
+      checkpoints/        last.pt (every epoch; resumes exactly), best.pt (best validation)
+      metrics.json        status, per-epoch history, final scores
+    Validation files are held out by file (the encoder's own held-out files when ENC records
+    them). At the end the model is scored: Frechet distance and NDB of genaudio summary features
+    of generated vs held-out real clips (comparable across encoders and models).
+
+    \b
+    Examples:
+      genaudio train enc/ --model lstm --hidden 256 --epochs 30 --out runs/lstm1
+      genaudio train enc/ --model gan --family rnn --loss wgan-gp --out runs/gan1
+      genaudio train enc/ --config search/best.yaml --out runs/best
+      genaudio train enc/ --model lstm --workers 4 --gpus-per-worker 1 --out runs/big
+    """
+    from genaudio.config import replace
+    from genaudio.models.data import as_sequence_data
+    from genaudio.models.train import train
+
+    options = dict(hidden=hidden, layers=layers, dropout=dropout, context=context, head=head, family=family,
+                   latent=latent, loss=loss, patch=patch, channels=channels, lr=lr, batch_size=batch_size,
+                   epochs=epochs, seed=seed, device=device, steps_per_epoch=steps_per_epoch)
+    cfg = build_config(config_file, model, options, sets)
+    if no_score:
+        cfg = replace(cfg, score=replace(cfg.score, at_end=False))
+    out_dir = Path(out)
+    has_run = (out_dir / "checkpoints" / "last.pt").is_file()
+    if has_run and not resume:
+        raise ModelError(f"{out_dir} already holds a trained run; pass --resume to continue it or choose another --out")
+    if resume and not has_run:
+        raise ModelError(f"--resume: {out_dir} has no checkpoints/last.pt to continue")
+    data = as_sequence_data(enc)
+    click.echo(f"training {cfg.model} on {len(data)} segments ({data.dim}-dim codes at {data.code_rate_hz:g} Hz) "
+               f"from {enc} -> {out_dir}")
+    resume_from = out_dir if resume else None
+    if workers:
+        import ray
+
+        from genaudio.models.distributed import train_distributed
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=True, configure_logging=False)
+        result = train_distributed(cfg, data, out_dir=out_dir, workers=workers, gpus_per_worker=gpus_per_worker,
+                                   resume_from=resume_from)
+    else:
+        result = train(cfg, data, out_dir=out_dir, resume_from=resume_from, progress=click.echo)
+    final = result.metrics
+    if "frechet" in final:
+        click.echo(f"score: frechet {final['frechet']:.4g}  ndb {final['ndb']}/{final['ndb_k']}"
+                   f"{'' if final.get('comparable') else '  (code space: not comparable across encoders)'}"
+                   f"  ({final.get('reference')} reference, {final.get('score_seconds', 0):.1f}s)")
+    elif "score_error" in final:
+        click.secho(f"score failed: {final['score_error']}", fg="yellow", err=True)
+    click.echo(f"{result.status}: {result.message}; run in {out_dir} (metrics.json, checkpoints/)")
+    if result.status in ("nan", "diverged"):
+        raise SystemExit(1)
