@@ -180,6 +180,27 @@ def check_cluster_fits(res: TrialResources, *, families=("lstm",)) -> None:
                 f"(nodes: {have}); lower --cpus-per-trial / --gpus-per-trial")
 
 
+def cluster_slots(res: TrialResources, family: str = "lstm") -> int:
+    """How many trials the alive nodes can run at once (at least 1).
+
+    Used as the default ``max_concurrent``: Tune launches only one pending trial at a time with
+    a search algorithm unless a concurrency limit is set, which would start trials one by one.
+    """
+    import ray
+
+    need = res.request({"model.family": family})
+    total = 0
+    for n in ray.nodes():
+        if not n.get("Alive"):
+            continue
+        r = n["Resources"]
+        k = int(r.get("CPU", 0) // need["CPU"]) if need["CPU"] else 10**6
+        if need["GPU"]:
+            k = min(k, int(round(r.get("GPU", 0) / need["GPU"], 6)))
+        total += max(0, k)
+    return max(1, min(total, 10**4))
+
+
 # ---------------------------------------------------------------------------------------------
 # Tuner
 
@@ -268,8 +289,9 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=cfg.trials,
-                max_concurrent_trials=cfg.max_concurrent, time_budget_s=cfg.time_budget_s,
-                reuse_actors=False),
+                max_concurrent_trials=cfg.max_concurrent or cluster_slots(resources),
+                time_budget_s=cfg.time_budget_s,
+                reuse_actors=True),   # a finished trial's worker process takes the next one: no new process + torch import per trial
             param_space={"epochs": cfg.epochs, "seed": cfg.seed},
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=str(run_dir / "tune"), verbose=verbose,

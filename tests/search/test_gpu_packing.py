@@ -41,7 +41,8 @@ def test_trials_pack_onto_fake_gpus(ray_gpus, tmp_path, share, fits):
 
     cfg = SearchConfig(trials=fits + 1, epochs=1, cpus_per_trial=1, gpus_per_trial=share, scheduler="fifo",
                        max_failures=0, seed=0)
-    space = SyntheticSpace(fixed={"synth.rendezvous": str(tmp_path / "rv"), "synth.peers": fits})
+    space = SyntheticSpace(fixed={"synth.rendezvous": str(tmp_path / "rv"), "synth.peers": fits,
+                                  "synth.rendezvous_timeout_s": 400})
     run_tune(synthetic_trainable, space_fn=space, run_dir=tmp_path / "run", cfg=cfg,
              data={"data": make_data(256)}, resources=TrialResources(1, share), verbose=0)
     rows = collect_results(tmp_path / "run", epochs=1, resources=TrialResources(1, share))

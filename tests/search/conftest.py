@@ -1,0 +1,52 @@
+"""A small real features store of samples/ (made once per session with `genaudio extract`)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# tiny models, two epochs, a quick final score: what the search tests run
+TINY = """\
+trials: {trials}
+epochs: {epochs}
+cpus_per_trial: 1
+max_failures: 1
+space:
+  features: {{optional: [tonal]}}
+  encoder: {{kind: [pca], dim: 8}}
+  lstm: {{layers: 1, hidden: [16, 32], context: 8}}
+  gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
+  train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
+  score: {{n_clips: 2, seconds: 0.25}}
+"""
+
+
+@pytest.fixture(scope="session")
+def search_store(tmp_path_factory, sample_files) -> Path:
+    """Features store of 6 sample files in 2 s segments (frame matrices included)."""
+    root = tmp_path_factory.mktemp("search_store")
+    picks = []
+    for folder in ("piano", "strings", "bells", "drums", "noise"):
+        picks += [p for p in sample_files if p.parent.name == folder][:1]
+    picks += [p for p in sample_files if p not in picks][:1]
+    listing = root / "files.txt"
+    listing.write_text("\n".join(str(p) for p in picks) + "\n")
+    out = root / "features"
+    proc = subprocess.run([sys.executable, "-m", "genaudio", "extract", str(listing), "--out", str(out),
+                           "--segment-seconds", "2", "--num-cpus", "2", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+@pytest.fixture()
+def tiny_config(tmp_path):
+    def make(trials=3, epochs=2) -> Path:
+        p = tmp_path / f"tiny_{trials}_{epochs}.yaml"
+        p.write_text(TINY.format(trials=trials, epochs=epochs))
+        return p
+    return make
