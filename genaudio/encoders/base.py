@@ -1,0 +1,583 @@
+"""The encoder interface, its configuration, quantisation of codes, saving and loading.
+
+Every encoder maps an input (a waveform, or input frames: see :mod:`genaudio.encoders.framing`) to
+**codes** of shape ``(time, dim)`` at ``code_rate_hz`` code frames per second, maps codes back to
+input frames (``decode``), and, when it has a spectral core, to a waveform (``to_audio``).
+
+Bitrate is honest: ``code_rate_hz * dim * bits_per_value`` where ``bits_per_value`` is the stored
+precision (32, 16 or 8 bits). With ``precision="uint8"`` each code dimension is quantised uniformly
+between two bounds fitted on the training codes; those bounds are part of the fitted encoder (a
+fixed cost, like the PCA basis), not of the per-second stream. ``encode`` returns float32 codes
+that are exactly representable at the stored precision, so what a model trains on and what the
+metrics measure is what the encoded store holds.
+
+Saved encoders are a folder: ``config.json`` (format tag, kind, :class:`EncoderConfig`, input
+layout) plus ``arrays.npz`` (loaded with ``allow_pickle=False``) and, for the autoencoder,
+``weights.pt`` (loaded with ``torch.load(weights_only=True)``). Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from genaudio.config import ConfigError, from_dict, to_dict
+from genaudio.encoders import framing
+from genaudio.encoders.framing import Block, Standardizer
+from genaudio.errors import EncoderError
+
+FORMAT = "genaudio-encoder"
+FORMAT_VERSION = 1
+PRECISIONS = {"float32": 32, "float16": 16, "uint8": 8}
+KINDS = ("mel", "pca", "autoencoder", "mulaw")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """What an encoder is: its kind, size, input frames, stored precision and training options.
+
+    Attributes
+    ----------
+    kind : {"mel", "pca", "autoencoder", "mulaw"}
+    dim : int
+        Values per code frame. ``mel``: the number of mel bands (plus the extra feature dims, if
+        any); ``pca``/``autoencoder``: the latent size; ``mulaw``: waveform samples per code frame.
+    core : {"log_mel", "log_stft", "none"}
+        Spectral core of the input frame (what ``to_audio`` renders). ``"none"``: only ``groups``,
+        no audio decoder. ``mel`` always uses ``log_mel``; ``mulaw`` ignores it.
+    groups : tuple of str
+        Extra frame-level features joined to the core (catalog feature names such as ``mfcc``,
+        ``chroma_stft``; group names are resolved by :func:`genaudio.encoders.store.resolve_groups`).
+    sample_rate, n_fft, hop_length, n_mels : int
+        Analysis of the spectral core (Hz, samples, samples, bands). Match the features store when
+        encoding one (:func:`genaudio.encoders.store.config_for_store` does).
+    whiten : bool
+        PCA: scale codes to unit variance per dimension.
+    downsample : int
+        Input frames per code frame (temporal downsampling): PCA stacks them, the autoencoder
+        strides, mel averages them. ``code_rate_hz = sample_rate / hop_length / downsample``.
+    precision : {"float16", "float32", "uint8"}
+        Stored precision of the codes (``uint8``: per-dimension uniform quantisation).
+    epochs, batch_size, learning_rate, hidden, device :
+        Autoencoder training (``device="auto"``: CUDA when available).
+    seed : int
+        Seeds training and Griffin-Lim's initial phase.
+    griffin_lim_iters : int
+        Griffin-Lim iterations of ``to_audio``.
+    """
+
+    kind: str = "pca"
+    dim: int = 16
+    core: str = "log_mel"
+    groups: tuple[str, ...] = ()
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 128
+    whiten: bool = False
+    downsample: int = 1
+    precision: str = "float16"
+    epochs: int = 60
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    hidden: int = 256
+    device: str = "auto"
+    seed: int = 0
+    griffin_lim_iters: int = 64
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown encoder {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.dim < 1:
+            raise ConfigError(f"encoder dim must be >= 1, got {self.dim}")
+        if self.core not in framing.CORES:
+            raise ConfigError(f"unknown spectral core {self.core!r}; choose one of {', '.join(framing.CORES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.downsample < 1:
+            raise ConfigError(f"downsample must be >= 1, got {self.downsample}")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "epochs", "batch_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.hop_length > self.n_fft:
+            raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.learning_rate <= 0 or self.griffin_lim_iters < 0:
+            raise ConfigError("learning_rate must be positive and griffin_lim_iters >= 0")
+        if self.kind == "mel" and self.core != "log_mel":
+            raise ConfigError("the mel encoder's core is log_mel (got core=%r)" % self.core)
+        if self.kind not in ("mulaw",) and self.core == "none" and not self.groups:
+            raise ConfigError("core='none' needs at least one feature group (nothing to encode)")
+        if len(set(self.groups)) != len(self.groups):
+            raise ConfigError(f"feature groups repeat: {list(self.groups)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+_REGISTRY: dict[str, type["Encoder"]] = {}
+
+
+def register(kind: str):
+    def deco(cls):
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+    return deco
+
+
+def encoder_class(kind: str) -> type["Encoder"]:
+    # importing the package registers every kind
+    import genaudio.encoders  # noqa: F401
+
+    if kind not in _REGISTRY:
+        raise EncoderError(f"unknown encoder {kind!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[kind]
+
+
+def make_encoder(kind: str | None = None, *, dim: int | None = None, config: EncoderConfig | None = None,
+                 **options: Any) -> "Encoder":
+    """A new, unfitted encoder.
+
+    Parameters
+    ----------
+    kind : {"mel", "pca", "autoencoder", "mulaw"}, optional
+        Overrides ``config.kind``.
+    dim : int, optional
+        Overrides ``config.dim``. For ``mel`` without extra groups it also sets ``n_mels``.
+    config : EncoderConfig, optional
+        Base configuration (defaults otherwise).
+    **options
+        Any other :class:`EncoderConfig` field, e.g. ``core="log_stft"``, ``precision="uint8"``.
+
+    Examples
+    --------
+    >>> enc = make_encoder("pca", dim=16, core="log_stft", precision="uint8")
+    >>> enc.fit(waveforms).encode(y).shape   # (time, 16)
+    """
+    base = to_dict(config) if config is not None else {}
+    if kind is not None:
+        base["kind"] = kind
+    if dim is not None:
+        base["dim"] = dim
+    base.update(options)
+    if base.get("kind") == "mel":
+        base["core"] = "log_mel"
+        if not base.get("groups") and dim is not None and "n_mels" not in options:
+            base["n_mels"] = dim
+    try:
+        cfg = from_dict(EncoderConfig, base)
+    except ConfigError as e:
+        raise EncoderError(str(e)) from None
+    return encoder_class(cfg.kind)(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The interface
+
+
+def _is_waveform(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 1
+
+
+class Encoder:
+    """Base class: input frames -> standardised -> codes (time, dim) -> frames -> audio.
+
+    Subclasses implement ``_fit(zs)``, ``_encode(z)`` and ``_decode(codes)`` on standardised
+    input matrices ``z`` (dims, time), plus ``_arrays()`` / ``_set_arrays()`` for persistence.
+    """
+
+    kind: ClassVar[str] = "?"
+
+    def __init__(self, config: EncoderConfig):
+        self.config = config
+        self.blocks: list[Block] = []
+        self.standardizer: Standardizer | None = None
+        self.q_lo: np.ndarray | None = None
+        self.q_step: np.ndarray | None = None
+        self.fitted = False
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.fitted else "unfitted"
+        return (f"<{type(self).__name__} {state} dim={self.dim} core={self.config.core} "
+                f"code_rate={self.code_rate_hz:.2f}Hz bitrate={self.bitrate:.0f}b/s>")
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Values per code frame."""
+        return self.config.dim
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate (Hz) of the audio the encoder reads and renders."""
+        return self.config.sample_rate
+
+    @property
+    def code_rate_hz(self) -> float:
+        """Code frames per second of audio."""
+        return self.config.sample_rate / self.config.hop_length / self.config.downsample
+
+    @property
+    def bits_per_value(self) -> int:
+        """Bits per stored code value (32, 16 or 8)."""
+        return PRECISIONS[self.config.precision]
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of audio at the stored precision: ``code_rate_hz * dim * bits``."""
+        return self.code_rate_hz * self.dim * self.bits_per_value
+
+    @property
+    def compression_ratio(self) -> float:
+        """16-bit PCM at ``sample_rate`` divided by :attr:`bitrate`."""
+        return 16.0 * self.sample_rate / self.bitrate
+
+    @property
+    def has_audio_decoder(self) -> bool:
+        """Whether :meth:`to_audio` works (the input has a spectral core)."""
+        return self.config.core != "none"
+
+    @property
+    def input_dims(self) -> int:
+        """Rows of an input frame matrix (core + extra features); known after :meth:`fit`."""
+        return sum(b.dims for b in self.blocks)
+
+    @property
+    def core_dims(self) -> int:
+        return framing.core_dims(self.config.core, n_fft=self.config.n_fft, n_mels=self.config.n_mels)
+
+    # -- input frames -------------------------------------------------------------------------
+    def _frame_parts(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        c = self.config
+        y = np.asarray(y, dtype=np.float32)
+        if y.size == 0:
+            raise EncoderError("empty waveform (0 samples)")
+        if not np.all(np.isfinite(y)):
+            raise EncoderError("waveform contains NaN or infinity")
+        return framing.compute_parts(y, sr=c.sample_rate, core=c.core, groups=c.groups, n_fft=c.n_fft,
+                                     hop_length=c.hop_length, n_mels=c.n_mels)
+
+    def blocks_names_extra(self) -> list[str]:
+        return [b.name for b in self.blocks if not b.core]
+
+    def _layout_from(self, parts: Mapping[str, np.ndarray]) -> list[Block]:
+        c = self.config
+        blocks = []
+        if c.core != "none":
+            name = framing.core_feature(c.core)
+            if name not in parts:
+                raise EncoderError(f"input frames lack the spectral core {c.core} (feature {name}; "
+                                   f"have {', '.join(sorted(parts)) or 'nothing'})")
+            blocks.append(Block(name, int(np.asarray(parts[name]).shape[0]), core=True))
+            if blocks[0].dims != self.core_dims:
+                raise EncoderError(
+                    f"{name} frames have {blocks[0].dims} rows but this encoder expects {self.core_dims} "
+                    f"(n_fft={c.n_fft}, n_mels={c.n_mels}); use the features store's analysis settings")
+        for g in c.groups:
+            if g not in parts:
+                raise EncoderError(f"input frames lack feature {g!r} (have {', '.join(sorted(parts))})")
+            m = np.asarray(parts[g])
+            blocks.append(Block(g, 1 if m.ndim == 1 else int(m.shape[0])))
+        return blocks
+
+    def input_frames(self, x: Any) -> np.ndarray:
+        """Raw (unstandardised) input frame matrix ``(input_dims, time)`` of a waveform or frames.
+
+        ``x`` is a waveform ``(samples,)`` at :attr:`sample_rate`, a mapping ``{feature: (dims,
+        time)}`` (a features-store row or :func:`genaudio.features.compute` output), or an
+        already assembled ``(input_dims, time)`` matrix.
+        """
+        if isinstance(x, Mapping):
+            parts = x
+        else:
+            arr = np.asarray(x)
+            if arr.ndim == 1:
+                parts = self._frame_parts(arr)
+            elif arr.ndim == 2:
+                if not self.blocks:
+                    raise EncoderError("an assembled frame matrix needs a fitted encoder (its layout is unknown)")
+                if arr.shape[0] != self.input_dims:
+                    raise EncoderError(f"frame matrix has {arr.shape[0]} rows, expected {self.input_dims} "
+                                       "(input_dims, time)")
+                if arr.shape[1] == 0:
+                    raise EncoderError("input frames are empty (0 frames)")
+                if not np.all(np.isfinite(arr)):
+                    raise EncoderError("input frames contain NaN or infinity")
+                return arr.astype(np.float32)
+            else:
+                raise EncoderError(f"cannot encode an array of shape {arr.shape}: pass a waveform "
+                                   "(samples,) or frames (dims, time)")
+        if not self.blocks:
+            return framing.assemble(parts, self._layout_from(parts))
+        return framing.assemble(parts, self.blocks)
+
+    # -- fit / encode / decode ------------------------------------------------------------------
+    def fit(self, data: Any) -> "Encoder":
+        """Fit on training data; returns ``self``.
+
+        ``data`` is one input (waveform, frames mapping or matrix; see :meth:`input_frames`) or an
+        iterable of them.
+        """
+        items = _as_items(data)
+        if not items:
+            raise EncoderError("no training data: the input holds no segments")
+        first = items[0]
+        parts = first if isinstance(first, Mapping) else None
+        if parts is None and _is_waveform(np.asarray(first)):
+            parts = self._frame_parts(np.asarray(first))
+            items = [parts] + items[1:]
+        if parts is None:
+            raise EncoderError("fit() needs waveforms or named frames ({feature: (dims, time)})")
+        blocks = self._layout_from(parts)
+        self.blocks = blocks
+        try:
+            frames = [self.input_frames(it) for it in items]
+            self.standardizer = Standardizer.fit(frames, blocks)
+            zs = [self.standardizer.apply(f) for f in frames]
+            self._fit(zs)
+            self.fitted = True
+            self._fit_quantizer([self._encode(z) for z in zs])
+        except BaseException:
+            self.blocks, self.standardizer, self.fitted = [], None, False
+            raise
+        return self
+
+    def _require_fitted(self):
+        if not self.fitted:
+            raise EncoderError(f"this {self.kind} encoder is not fitted yet: call fit() or load_encoder()")
+
+    def encode(self, x: Any) -> np.ndarray:
+        """Codes ``(time, dim)`` float32 of a waveform or frames, at the stored precision."""
+        self._require_fitted()
+        z = self.standardizer.apply(self.input_frames(x))
+        return self.dequantize(self.quantize(self._encode(z)))
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Input frames ``(input_dims, time * downsample)`` (raw units: dB, feature units)."""
+        self._require_fitted()
+        codes = self._check_codes(codes)
+        return self.standardizer.invert(self._decode(codes))
+
+    def split_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """``{feature: (dims, time)}`` of a decoded frame matrix."""
+        return framing.split(frames, self.blocks)
+
+    def to_audio(self, codes: np.ndarray | None = None, *, frames: np.ndarray | None = None,
+                 length: int | None = None) -> np.ndarray:
+        """Render codes ``(time, dim)`` (or decoded ``frames=(input_dims, time)``) to a waveform.
+
+        Returns ``(samples,)`` float32 at :attr:`sample_rate`; ``length`` trims/pads to a size.
+        """
+        self._require_fitted()
+        if not self.has_audio_decoder:
+            raise EncoderError(f"this {self.kind} encoder was fitted without a spectral core "
+                               f"(features {', '.join(self.config.groups)} only): it has no audio decoder")
+        if (codes is None) == (frames is None):
+            raise EncoderError("to_audio needs exactly one of codes or frames=")
+        if frames is None:
+            frames = self.decode(codes)
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 2 or frames.shape[0] != self.input_dims:
+            raise EncoderError(f"frames have shape {frames.shape}, expected ({self.input_dims}, time)")
+        c = self.config
+        if length is not None:
+            # decoded frames may carry the padding of temporal downsampling: cut to the clip's frames
+            frames = framing.fit_length(frames, 1 + int(length) // c.hop_length)
+        return framing.core_to_audio(frames[:self.core_dims], sr=c.sample_rate, core=c.core, n_fft=c.n_fft,
+                                     hop_length=c.hop_length, n_iter=c.griffin_lim_iters, length=length,
+                                     seed=c.seed)
+
+    def reconstruct(self, y: np.ndarray) -> np.ndarray:
+        """``to_audio(encode(y))`` at the length of ``y``."""
+        return self.to_audio(self.encode(y), length=len(y))
+
+    def _check_codes(self, codes: Any) -> np.ndarray:
+        codes = np.asarray(codes, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.dim or codes.shape[0] == 0:
+            raise EncoderError(f"codes have shape {codes.shape}, expected (time, {self.dim}) with time >= 1")
+        if not np.all(np.isfinite(codes)):
+            raise EncoderError("codes contain NaN or infinity")
+        return codes
+
+    # -- quantisation ---------------------------------------------------------------------------
+    def _fit_quantizer(self, codes: list[np.ndarray]) -> None:
+        if self.config.precision != "uint8":
+            self.q_lo = self.q_step = None
+            return
+        C = np.concatenate(codes, axis=0).astype(np.float64)
+        # Robust bounds: the extreme 0.05 % of training values are clipped, buying resolution.
+        lo, hi = np.percentile(C, 0.05, axis=0), np.percentile(C, 99.95, axis=0)
+        span = np.maximum(hi - lo, 1e-6)
+        self.q_lo, self.q_step = lo.astype(np.float32), (span / 255.0).astype(np.float32)
+
+    def quantize(self, codes: np.ndarray) -> np.ndarray:
+        """Codes as stored: float32, float16 or uint8 (per-dimension uniform bins)."""
+        codes = np.asarray(codes, dtype=np.float32)
+        p = self.config.precision
+        if p == "float32":
+            return codes
+        if p == "float16":
+            return np.clip(codes, -65000, 65000).astype(np.float16)
+        q = np.rint((codes - self.q_lo) / self.q_step)
+        return np.clip(q, 0, 255).astype(np.uint8)
+
+    def dequantize(self, stored: np.ndarray) -> np.ndarray:
+        """The float32 codes a stored array stands for."""
+        stored = np.asarray(stored)
+        if self.config.precision == "uint8":
+            return (stored.astype(np.float32) * self.q_step + self.q_lo).astype(np.float32)
+        return stored.astype(np.float32)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        pass
+
+    def _save_extra(self, folder: Path) -> None:
+        pass
+
+    def _load_extra(self, folder: Path) -> None:
+        pass
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted encoder to folder ``path`` (replaced atomically if it holds an encoder).
+
+        Refuses to replace a folder that is not an encoder, so nothing else is ever overwritten.
+        """
+        self._require_fitted()
+        path = Path(path)
+        if path.exists():
+            if not path.is_dir():
+                raise EncoderError(f"{path} exists and is not a folder; not overwriting it")
+            if any(path.iterdir()) and not (path / "config.json").is_file():
+                raise EncoderError(f"{path} is a non-empty folder that holds no encoder; not overwriting it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        try:
+            arrays = dict(self._arrays())
+            arrays["std_mean"] = self.standardizer.mean
+            arrays["std_scale"] = self.standardizer.scale
+            if self.q_lo is not None:
+                arrays["q_lo"], arrays["q_step"] = self.q_lo, self.q_step
+            np.savez(tmp / "arrays.npz", **arrays)
+            self._save_extra(tmp)
+            meta = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "kind": self.kind,
+                "config": to_dict(self.config),
+                "blocks": [dataclasses.asdict(b) for b in self.blocks],
+                "dim": self.dim,
+                "code_rate_hz": self.code_rate_hz,
+                "bits_per_value": self.bits_per_value,
+                "bitrate": self.bitrate,
+                "has_audio_decoder": self.has_audio_decoder,
+            }
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Encoder":
+        """Load an encoder saved by :meth:`save` (of this class or, from the base, of any kind)."""
+        enc = load_encoder(path)
+        if cls is not Encoder and not isinstance(enc, cls):
+            raise EncoderError(f"{path} holds a {enc.kind} encoder, not a {cls.kind} encoder")
+        return enc
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _fit(self, zs: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _encode(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _as_items(data: Any) -> list:
+    if isinstance(data, Mapping):
+        return [data]
+    if isinstance(data, np.ndarray):
+        if data.ndim in (1, 2):
+            return [data]
+        return list(data)
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        return [d for d in data]
+    raise EncoderError(f"cannot fit on {type(data).__name__}: pass waveforms or frames")
+
+
+def load_encoder(path: str | os.PathLike) -> Encoder:
+    """Load a saved encoder folder (or an encoded store's ``encoder/``) without unpickling.
+
+    Raises :class:`EncoderError` for a missing, corrupt or foreign folder.
+    """
+    path = Path(path)
+    if (path / "encoder" / "config.json").is_file():
+        path = path / "encoder"
+    meta_path = path / "config.json"
+    if not meta_path.is_file():
+        raise EncoderError(f"{path} is not a saved genaudio encoder (no config.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EncoderError(f"{meta_path} is corrupt: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise EncoderError(f"{path} is not a genaudio encoder (config.json has no format: {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise EncoderError(f"{path}: encoder format version {meta.get('format_version')} is not supported "
+                           f"(this genaudio reads version {FORMAT_VERSION})")
+    try:
+        cfg = from_dict(EncoderConfig, meta["config"])
+        blocks = [Block(str(b["name"]), int(b["dims"]), bool(b["core"])) for b in meta["blocks"]]
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        raise EncoderError(f"{path}: invalid encoder config: {e}") from None
+    enc = encoder_class(cfg.kind)(cfg)
+    try:
+        with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise EncoderError(f"{path}: arrays.npz is missing") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise EncoderError(f"{path}: arrays.npz is corrupt ({e})") from None
+    try:
+        enc.blocks = blocks
+        d = sum(b.dims for b in blocks)
+        mean, scale = arrays["std_mean"], arrays["std_scale"]
+        if mean.shape != (d,) or scale.shape != (d,):
+            raise EncoderError(f"{path}: standardiser has shape {mean.shape}, expected ({d},)")
+        enc.standardizer = Standardizer(mean.astype(np.float32), scale.astype(np.float32))
+        if cfg.precision == "uint8" and cfg.kind != "mulaw":
+            enc.q_lo, enc.q_step = arrays["q_lo"], arrays["q_step"]
+            if enc.q_lo.shape != (cfg.dim,):
+                raise EncoderError(f"{path}: quantiser has shape {enc.q_lo.shape}, expected ({cfg.dim},)")
+        enc._set_arrays(arrays)
+        enc._load_extra(path)
+    except KeyError as e:
+        raise EncoderError(f"{path}: arrays.npz lacks {e}") from None
+    enc.fitted = True
+    return enc
