@@ -206,6 +206,8 @@ def probe(path: str | os.PathLike, *, config: AudioConfig = _DEFAULT_AUDIO) -> A
         raise NotAudioError(f"invalid header (sample rate {sr}, {info.channels} channels)", path=spath)
     duration = frames / sr
     _check_header_truncation(info.extra_info, frames, sr, spath)
+    if str(info.format) == "MP3":
+        _check_mp3_length(spath, frames, sr)
     if frames <= 0:
         raise AudioTooShortError("the file holds no audio samples", path=spath)
     if duration > config.max_duration_s:
@@ -244,6 +246,23 @@ def _check_header_truncation(log: str, frames: int, sr: int, path: str) -> None:
                 f"the header promises {declared} bytes of audio (about {promised:.3g} s) but the file "
                 f"holds only {actual} ({100 * actual / declared:.0f} %); the file is truncated",
                 path=path)
+
+
+def _check_mp3_length(path: str, frames: int, sr: int) -> None:
+    """Refuse an MP3 libsndfile would silently decode only part of.
+
+    Without a Xing/Info/VBRI tag, libsndfile estimates a (VBR) MP3's length from its first frames
+    and stops decoding there, which can be a third of the file. Count the frames instead.
+    """
+    frame_len, _, has_tag, first_pos = _mp3_layout(path)
+    if has_tag:
+        return
+    counted = _mp3_count_samples(path, first_pos)
+    if frames < TRUNCATION_MIN_FRACTION * counted:
+        raise TruncatedAudioError(
+            f"the decoder would stop after {frames / sr:.3g} s of the {counted / sr:.3g} s this MP3 "
+            "holds (variable bitrate without a Xing/VBRI length header); re-encode it or rewrite "
+            "its header (e.g. `ffmpeg -i in.mp3 -c copy out.mp3`)", path=path)
 
 
 def _short(e: BaseException) -> str:
@@ -339,51 +358,107 @@ def _open(path: str) -> sf.SoundFile:
         raise NotAudioError(f"cannot be opened by the decoder ({_short(e)})", path=path) from None
 
 
-def _mp3_frame_alignment(path: str) -> tuple[int, int]:
-    """MPEG audio frame length and the offset of the first decoded frame boundary, in samples.
+_MP3_BITRATES = {  # kbit/s by (MPEG-1?, layer) and bitrate index 1..14
+    (True, 3): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 1): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 3): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 1): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
-    libsndfile 1.2's MP3 reader (libmpg123) returns slightly different samples, sometimes glitches
-    of up to 0.5, for a few hundred samples after a read call that ends inside an MPEG frame. Reads
-    that end on frame boundaries decode exactly as one whole-file read does. With gapless decoding
-    (a LAME/Info tag), mpg123 drops ``encoder delay + 529`` samples, so boundaries fall at
-    ``k * frame_len - skip``. Returns ``(frame_len, (-skip) % frame_len)``; ``(1152, 0)`` if the
-    header cannot be parsed.
+
+def _mp3_frame(h: bytes) -> tuple[int, int] | None:
+    """(frame bytes, samples per frame) of a 4-byte MPEG audio frame header, or None if invalid."""
+    if len(h) < 4 or h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (h[1] >> 3) & 3, (h[1] >> 1) & 3  # version 3: MPEG-1, 2: MPEG-2, 0: 2.5
+    br_i, sr_i, pad = h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1
+    if version == 1 or layer == 0 or br_i in (0, 15) or sr_i == 3:
+        return None
+    mpeg1 = version == 3
+    br = _MP3_BITRATES[(mpeg1, layer)][br_i - 1] * 1000
+    sr = _MP3_RATES[version][sr_i]
+    if layer == 3:  # Layer I
+        return (12 * br // sr + pad) * 4, 384
+    samples = 1152 if (mpeg1 or layer == 2) else 576
+    return samples // 8 * br // sr + pad, samples
+
+
+def _mp3_layout(path: str) -> tuple[int, int, bool, int]:
+    """Where an MP3's frames are, from its first frame header and LAME/Xing tag.
+
+    Returns ``(frame_len, first_boundary, has_length_tag, first_frame_pos)``: samples per MPEG
+    frame; the offset (in decoded samples) of the first frame boundary; whether a Xing/Info/VBRI
+    tag states the exact length; the byte offset of the first frame.
+
+    Why the boundary matters: libsndfile 1.2's MP3 reader (libmpg123) returns slightly different
+    samples, sometimes glitches of up to 0.5, for a few hundred samples after a read call that
+    ends inside an MPEG frame; reads that end on frame boundaries decode exactly as one whole-file
+    read does. With gapless decoding (a LAME/Info tag), mpg123 drops ``encoder delay + 529``
+    samples, so boundaries fall at ``k * frame_len - skip``.
     """
+    fallback = (1152, 0, True, 0)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(16384)
+            data = fh.read(10)
             pos = 0
             if data[:3] == b"ID3" and len(data) >= 10:
-                size = ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7
-                        | (data[9] & 0x7F))
-                pos = 10 + size + (10 if data[5] & 0x10 else 0)
-                fh.seek(pos)
-                data = fh.read(8192)
-                pos = 0
-        while pos + 4 <= len(data) and not (data[pos] == 0xFF and data[pos + 1] & 0xE0 == 0xE0):
-            pos += 1
-        if pos + 4 > len(data):
-            return 1152, 0
-        version = (data[pos + 1] >> 3) & 3  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
-        layer = (data[pos + 1] >> 1) & 3  # 1: III, 2: II, 3: I
-        frame_len = 384 if layer == 3 else (1152 if version == 3 or layer == 2 else 576)
-        i = -1
-        for tag in (b"Xing", b"Info"):
-            i = data.find(tag, pos, pos + 200)
-            if i >= 0:
-                break
-        if i < 0:
-            return frame_len, 0
-        flags = int.from_bytes(data[i + 4:i + 8], "big")
-        j = i + 8 + (4 if flags & 1 else 0) + (4 if flags & 2 else 0) + (100 if flags & 4 else 0) \
-            + (4 if flags & 8 else 0)
-        lame = data[j:j + 24]
-        if len(lame) < 24:
-            return frame_len, 0
-        delay = (lame[21] << 4) | (lame[22] >> 4)
-        return frame_len, (-(delay + 529)) % frame_len
+                pos = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7
+                            | (data[9] & 0x7F)) + (10 if data[5] & 0x10 else 0)
+            fh.seek(pos)
+            data = fh.read(16384)
     except OSError:
-        return 1152, 0
+        return fallback
+    i = 0
+    while i + 4 <= len(data) and _mp3_frame(data[i:i + 4]) is None:
+        i += 1
+    frame = _mp3_frame(data[i:i + 4])
+    if frame is None:
+        return fallback
+    frame_len = frame[1]
+    first_pos = pos + i
+    head = data[i:i + 200]
+    if b"VBRI" in head:
+        return frame_len, 0, True, first_pos
+    t = max(head.find(b"Xing"), head.find(b"Info"))
+    if t < 0:
+        return frame_len, 0, False, first_pos
+    flags = int.from_bytes(head[t + 4:t + 8], "big")
+    j = i + t + 8 + (4 if flags & 1 else 0) + (4 if flags & 2 else 0) + (100 if flags & 4 else 0) \
+        + (4 if flags & 8 else 0)
+    lame = data[j:j + 24]
+    if len(lame) < 24:
+        return frame_len, 0, True, first_pos
+    delay = (lame[21] << 4) | (lame[22] >> 4)
+    return frame_len, (-(delay + 529)) % frame_len, True, first_pos
+
+
+def _mp3_count_samples(path: str, start: int) -> int:
+    """Decoded samples per channel of an MP3, counted by walking its frame headers (no decoding).
+
+    Costs about 0.1-0.3 s per hour of audio; used only for MP3s without a length tag, whose
+    length libsndfile estimates (and then stops decoding at the estimate).
+    """
+    import mmap
+
+    total = 0
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        n = len(mm)
+        pos = start
+        while pos + 4 <= n:
+            frame = _mp3_frame(mm[pos:pos + 4])
+            if frame is None or frame[0] <= 4:
+                # Junk or a trailing tag (ID3v1 "TAG", APE): resynchronise on the next valid header.
+                nxt = mm.find(b"\xff", pos + 1)
+                if nxt < 0:
+                    break
+                pos = nxt
+                continue
+            total += frame[1]
+            pos += frame[0]
+    return total
 
 
 def _native_blocks(fh: sf.SoundFile, block: int, info: AudioInfo) -> Iterator[np.ndarray]:
@@ -398,7 +473,7 @@ def _native_blocks(fh: sf.SoundFile, block: int, info: AudioInfo) -> Iterator[np
             if not x.shape[0]:
                 return
             yield x
-    frame_len, first = _mp3_frame_alignment(info.path)
+    frame_len, first, _, _ = _mp3_layout(info.path)
     step = max(1, block // frame_len) * frame_len
     pending: list[np.ndarray] = []
     have = 0

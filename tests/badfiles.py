@@ -113,6 +113,16 @@ def make_bad_corpus(directory: str | Path) -> dict[str, object]:
     # an Ogg stream missing its end-of-stream page is refused however little is lost.
     _truncate(whole / "full.mp3", put("truncated_tail.mp3", "ok"), 0.97)
     _truncate(whole / "full.ogg", put("truncated_tail.ogg", TruncatedAudioError), 0.97)
+    # A VBR MP3 without its Xing/LAME length frame: libsndfile estimates its length from the first
+    # frames and would silently stop decoding there (at about half of this file).
+    mp3 = (whole / "full.mp3").read_bytes()
+    first = 10 + ((mp3[6] & 0x7F) << 21 | (mp3[7] & 0x7F) << 14 | (mp3[8] & 0x7F) << 7 | (mp3[9] & 0x7F)) \
+        if mp3[:3] == b"ID3" else 0
+    first = mp3.index(b"\xff", first)
+    tag = max(mp3.find(b"Xing", first, first + 200), mp3.find(b"Info", first, first + 200))
+    assert tag > 0, "libsndfile wrote no Xing/Info frame"
+    second = mp3.index(mp3[first:first + 2], tag)  # the next frame starts with the same sync bytes
+    put("vbr_no_header.mp3", TruncatedAudioError).write_bytes(mp3[:first] + mp3[second:])
     # Untouched copies of formats the samples do not cover.
     (d / "ok.opus").write_bytes((whole / "full.opus").read_bytes())
     expected["ok.opus"] = "ok"

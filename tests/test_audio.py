@@ -115,7 +115,10 @@ def test_truncation_policy():
     # Cut by 3 %: the decodable part loads, close to the full length (4 s).
     y, sr = A.load(_BAD_DIR / "truncated_tail.mp3")
     assert 0.9 * 4.0 <= len(y) / sr < 4.0
-    # Header-level evidence is found by probe, before decoding.
+    # Header-level evidence is found by probe, before decoding; so is an MP3 libsndfile would
+    # decode only partly (VBR, no length tag), with a hint to fix it.
+    with pytest.raises(TruncatedAudioError, match="Xing/VBRI length header"):
+        A.probe(_BAD_DIR / "vbr_no_header.mp3")
     for name in ("truncated.wav", "truncated.aiff", "truncated.ogg", "truncated.opus"):
         with pytest.raises(TruncatedAudioError):
             A.probe(_BAD_DIR / name)
