@@ -569,8 +569,10 @@ def iter_blocks(path: str | os.PathLike, *, config: AudioConfig = _DEFAULT_AUDIO
     resampled together with :data:`BLOCK_CONTEXT_S` seconds of its neighbours, and the result is
     cropped on the exact output-sample grid (block boundaries fall on multiples of
     ``native_sr / gcd(native_sr, target_sr)`` frames). The concatenated blocks have exactly the
-    length of :func:`load`'s output and equal it to within about 1e-6 absolute (measured on the
-    samples; see ``tests/test_audio.py``). Without resampling they are bit-identical.
+    length of :func:`load`'s output and equal it to within 4e-7 absolute with ``soxr_hq`` (measured
+    on the samples with 0.3-60 s blocks; the tests allow 1e-5). Without resampling they are
+    bit-identical. MP3 is read in MPEG-frame-aligned pieces (libsndfile's MP3 reader glitches
+    after reads that end mid-frame), so it is bit-identical too.
 
     Parameters
     ----------
