@@ -648,7 +648,8 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+        # address="local": always a new embedded Ray, never a cluster someone else started here
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     return True
 
