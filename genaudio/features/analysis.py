@@ -26,6 +26,7 @@ import numpy as np
 
 from genaudio.config import FeatureConfig
 from genaudio.errors import AudioError, ConfigError
+from genaudio.features._cqt import cqt_magnitude
 from genaudio.features.catalog import CATALOG, resolve
 
 _EPS = 1e-12
@@ -132,10 +133,11 @@ class Analysis:
     @property
     def cqt(self) -> np.ndarray:
         c = self.config
-        return self._get("cqt", lambda: np.abs(librosa.cqt(
+        # np.abs(librosa.cqt(...)) with the wavelet filter bank memoised across clips
+        return self._get("cqt", lambda: cqt_magnitude(
             self.y, sr=self.sr, hop_length=c.hop_length, fmin=c.fmin,
             n_bins=c.n_octaves * c.bins_per_octave, bins_per_octave=c.bins_per_octave,
-            tuning=self.cqt_tuning)))
+            tuning=self.cqt_tuning))
 
     @property
     def chroma_cqt(self) -> np.ndarray:
@@ -147,7 +149,7 @@ class Analysis:
     @property
     def onset(self) -> np.ndarray:
         return self._get("onset", lambda: librosa.onset.onset_strength(
-            S=self.log_mel, sr=self.sr, hop_length=self.config.hop_length))
+            S=self.log_mel, sr=self.sr, n_fft=self.config.n_fft, hop_length=self.config.hop_length))
 
     @property
     def tempogram(self) -> np.ndarray:
@@ -166,7 +168,8 @@ class Analysis:
         # beat_track(y=...) aggregates the band-wise flux by the median, not the mean: derive that
         # envelope from the same log_mel (cheap) so beats equal the documented call
         return self._get("onset_median", lambda: librosa.onset.onset_strength(
-            S=self.log_mel, sr=self.sr, hop_length=self.config.hop_length, aggregate=np.median))
+            S=self.log_mel, sr=self.sr, n_fft=self.config.n_fft, hop_length=self.config.hop_length,
+            aggregate=np.median))
 
     @property
     def beats(self) -> np.ndarray:
@@ -230,7 +233,7 @@ def _delta(x: np.ndarray, order: int) -> np.ndarray:
 
 
 def _beat_indicator(a: Analysis) -> np.ndarray:
-    ind = np.zeros(len(a.onset), dtype=np.float32)
+    ind = np.zeros(a.n_frames, dtype=np.float32)
     beats = np.asarray(a.beats, dtype=int)
     ind[beats[beats < len(ind)]] = 1.0
     return ind
@@ -268,7 +271,9 @@ _COMPUTE: dict[str, Callable[[Analysis], np.ndarray]] = {
     "ltas_mel": lambda a: librosa.power_to_db(np.mean(a.mel, axis=-1)),
     # spectral shape
     "spectral_centroid": lambda a: librosa.feature.spectral_centroid(S=a.magnitude, sr=a.sr),
-    "spectral_bandwidth": lambda a: librosa.feature.spectral_bandwidth(S=a.magnitude, sr=a.sr),
+    # the centroid is shared when it was requested too (bandwidth would recompute it)
+    "spectral_bandwidth": lambda a: librosa.feature.spectral_bandwidth(
+        S=a.magnitude, sr=a.sr, centroid=a._cache.get("feature:spectral_centroid")),
     "spectral_rolloff": lambda a: librosa.feature.spectral_rolloff(
         S=a.magnitude, sr=a.sr, roll_percent=_cfg(a).roll_percent),
     "spectral_flatness": lambda a: librosa.feature.spectral_flatness(S=a.magnitude),

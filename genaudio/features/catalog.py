@@ -109,6 +109,14 @@ def _add(name, group, dims, frame_level, description, *, cost, default, needs=()
 
 
 _N_BINS = lambda c: 1 + c.n_fft // 2  # noqa: E731
+# chains of shared intermediates (what each feature builds under the default config)
+_MAG = ("stft", "magnitude")
+_POW = _MAG + ("power",)
+_MEL = _POW + ("mel",)
+_LOGMEL = _MEL + ("log_mel",)
+_CQT = _MAG + ("cqt_tuning", "cqt")  # the tuning estimate reads |STFT| when n_fft=2048, hop=512
+_ONSET = _LOGMEL + ("onset",)
+_BEATS = _LOGMEL + ("onset_median", "beats")
 
 # --- waveform --------------------------------------------------------------------------------
 _add("rms", "waveform", 1, True, "root-mean-square amplitude per frame of n_fft samples (linear, full scale = 1)",
@@ -132,78 +140,78 @@ _add("clipping_ratio", "waveform", 1, False,
 # --- spectrum (time-frequency representations) --------------------------------------------------
 _add("stft_db", "spectrum", _N_BINS, True,
      "log STFT magnitude, 1 + n_fft/2 linear-frequency bins (dB re 1.0, top_db 80)",
-     cost=1, default=False, needs=("stft",),
+     cost=1, default=False, needs=_MAG,
      reference="librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)), ref=1.0)")
 _add("melspectrogram", "spectrum", lambda c: c.n_mels, True,
      "mel power spectrogram, n_mels bands (power, full scale sine ~ (n_fft/4)**2)",
-     cost=1, default=False, needs=("stft", "mel"),
+     cost=1, default=False, needs=_MEL,
      reference="librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("log_mel", "spectrum", lambda c: c.n_mels, True,
      "log mel spectrogram, n_mels bands (dB re 1.0, top_db 80)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel"),
+     cost=1, default=True, needs=_LOGMEL,
      reference="librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, ...))")
 _add("cqt", "spectrum", lambda c: c.n_octaves * c.bins_per_octave, True,
      "log constant-Q magnitude, n_octaves * bins_per_octave bins from fmin (dB re 1.0, top_db 80)",
-     cost=4, default=False, needs=("cqt_tuning", "cqt"),
+     cost=4, default=False, needs=_CQT,
      reference="librosa.amplitude_to_db(np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, "
                "n_bins=n_octaves*bins_per_octave, bins_per_octave=bins_per_octave, tuning=None)), ref=1.0) "
                "(tuning estimated, as in chroma_cqt)")
 _add("ltas", "spectrum", _N_BINS, False,
      "long-term average spectrum: mean power per linear STFT bin over the clip (dB re 1.0, top_db 80)",
-     cost=1, default=False, needs=("stft", "power"),
+     cost=1, default=False, needs=_POW,
      reference="librosa.power_to_db(np.mean(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))**2, axis=-1))")
 _add("ltas_mel", "spectrum", lambda c: c.n_mels, False,
      "long-term average spectrum on the mel scale: mean mel power per band (dB re 1.0, top_db 80)",
-     cost=1, default=True, needs=("stft", "mel"),
+     cost=1, default=True, needs=_MEL,
      reference="librosa.power_to_db(np.mean(librosa.feature.melspectrogram(y=y, sr=sr, ...), axis=-1))")
 
 # --- spectral shape ----------------------------------------------------------------------------
 _add("spectral_centroid", "spectral", 1, True, "magnitude-weighted mean frequency per frame (Hz)",
-     cost=1, default=True, needs=("stft", "magnitude"),
+     cost=1, default=True, needs=_MAG,
      reference="librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_bandwidth", "spectral", 1, True, "magnitude-weighted spread around the centroid (Hz, p=2)",
-     cost=1, default=True, needs=("stft", "magnitude"),
+     cost=1, default=True, needs=_MAG,
      reference="librosa.feature.spectral_bandwidth(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_rolloff", "spectral", 1, True, "frequency below which roll_percent of the magnitude lies (Hz)",
-     cost=1, default=True, needs=("stft", "magnitude"),
+     cost=1, default=True, needs=_MAG,
      reference="librosa.feature.spectral_rolloff(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, roll_percent=roll_percent)")
 _add("spectral_flatness", "spectral", 1, True,
      "geometric / arithmetic mean of the power spectrum per frame (0 tonal - 1 noise-like)",
-     cost=1, default=True, needs=("stft", "magnitude"),
+     cost=1, default=True, needs=_MAG,
      reference="librosa.feature.spectral_flatness(y=y, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_contrast", "spectral", lambda c: c.n_bands + 1, True,
      "peak-valley difference per octave sub-band from 200 Hz, n_bands + 1 rows (dB)",
-     cost=2, default=True, needs=("stft", "magnitude"),
+     cost=2, default=True, needs=_MAG,
      reference="librosa.feature.spectral_contrast(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_bands=n_bands)")
 _add("poly_features", "spectral", lambda c: c.poly_order + 1, True,
      "coefficients of a poly_order polynomial fitted to each magnitude spectrum (highest order first)",
-     cost=1, default=False, needs=("stft", "magnitude"),
+     cost=1, default=False, needs=_MAG,
      reference="librosa.feature.poly_features(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, order=poly_order)")
 
 # --- cepstral ----------------------------------------------------------------------------------
 _add("mfcc", "cepstral", lambda c: c.n_mfcc, True, "mel-frequency cepstral coefficients (DCT-II of log_mel, dB units)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel"),
+     cost=1, default=True, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("mfcc_delta", "cepstral", lambda c: c.n_mfcc, True, "first time derivative of mfcc (per frame, width 9)",
-     cost=1, default=False, needs=("stft", "mel", "log_mel", "mfcc"),
+     cost=1, default=False, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.delta(mfcc)")
 _add("mfcc_delta2", "cepstral", lambda c: c.n_mfcc, True, "second time derivative of mfcc (per frame^2, width 9)",
-     cost=1, default=False, needs=("stft", "mel", "log_mel", "mfcc"),
+     cost=1, default=False, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.delta(mfcc, order=2)")
 
 # --- tonal -------------------------------------------------------------------------------------
 _add("chroma_stft", "tonal", lambda c: c.n_chroma, True,
      "pitch-class energy from the power STFT, tuning estimated, max-normalised per frame (0-1)",
-     cost=2, default=True, needs=("stft", "power"),
+     cost=2, default=True, needs=_POW,
      reference="librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_chroma=n_chroma)")
 _add("chroma_cqt", "tonal", lambda c: c.n_chroma, True,
      "pitch-class energy from the CQT, max-normalised per frame (0-1)",
-     cost=4, default=True, needs=("cqt_tuning", "cqt"),
+     cost=4, default=True, needs=_CQT + ("chroma_cqt",),
      reference="librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 _add("chroma_cens", "tonal", lambda c: c.n_chroma, True,
      "chroma energy normalised statistics (quantised, smoothed over 41 frames, unit L2 norm)",
-     cost=4, default=True, needs=("cqt_tuning", "cqt"),
+     cost=4, default=True, needs=_CQT,
      reference="librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 _add("chroma_vqt", "tonal", lambda c: 12, True,
@@ -213,40 +221,40 @@ _add("chroma_vqt", "tonal", lambda c: 12, True,
                "bins_per_octave=12, n_octaves=n_octaves)")
 _add("tonnetz", "tonal", 6, True,
      "tonal centroid: fifths, minor and major thirds as (sin, cos) pairs of the L1-normalised CQT chroma",
-     cost=4, default=True, needs=("cqt_tuning", "cqt", "chroma_cqt"),
+     cost=4, default=True, needs=_CQT + ("chroma_cqt",),
      reference="librosa.feature.tonnetz(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 
 # --- rhythm ------------------------------------------------------------------------------------
 _add("onset_strength", "rhythm", 1, True, "spectral flux of log_mel (mean positive dB increase per frame)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset"),
+     cost=1, default=True, needs=_ONSET,
      reference="librosa.onset.onset_strength(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("tempo", "rhythm", 1, False, "global tempo estimate of the clip (beats per minute)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset", "tempo"),
+     cost=1, default=True, needs=_ONSET + ("tempo",),
      reference="librosa.feature.tempo(y=y, sr=sr, hop_length=hop_length)")
 _add("tempogram", "rhythm", lambda c: c.tempogram_win_length, True,
      "local autocorrelation of the onset envelope, one row per lag of 0..win_length-1 frames (max-normalised)",
-     cost=2, default=True, needs=("stft", "mel", "log_mel", "onset", "tempogram"),
+     cost=2, default=True, needs=_ONSET + ("tempogram",),
      reference="librosa.feature.tempogram(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length)")
 _add("fourier_tempogram", "rhythm", lambda c: c.tempogram_win_length // 2 + 1, True,
      "magnitude of the short-time Fourier transform of the onset envelope (tempo frequencies)",
-     cost=2, default=False, needs=("stft", "mel", "log_mel", "onset"),
+     cost=2, default=False, needs=_ONSET,
      reference="np.abs(librosa.feature.fourier_tempogram(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length))")
 _add("tempogram_ratio", "rhythm", 13, True,
      "tempogram energy at 13 metrical ratios of the per-frame tempo (4, 8/3, 3, 2, ..., 1/4)",
-     cost=2, default=False, needs=("stft", "mel", "log_mel", "onset", "tempogram"),
+     cost=2, default=False, needs=_ONSET + ("tempogram",),
      reference="librosa.feature.tempogram_ratio(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length)")
 _add("beats", "rhythm", 1, True, "beat indicator per frame (1 on a tracked beat, else 0)",
-     cost=1, default=False, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
+     cost=1, default=False, needs=_BEATS,
      reference="librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1] as a frame indicator")
 _add("beat_count", "rhythm", 1, False, "number of tracked beats in the clip",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
+     cost=1, default=True, needs=_BEATS,
      reference="len(librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1])")
 _add("beat_rate", "rhythm", 1, False, "tracked beats per second of audio (Hz)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset_median", "beats"),
+     cost=1, default=True, needs=_BEATS,
      reference="beat_count / (len(y) / sr)")
 _add("onset_rate", "rhythm", 1, False, "detected onsets per second of audio (Hz)",
-     cost=1, default=True, needs=("stft", "mel", "log_mel", "onset"),
+     cost=1, default=True, needs=_ONSET,
      reference="len(librosa.onset.onset_detect(y=y, sr=sr, hop_length=hop_length)) / (len(y) / sr)")
 
 # --- harmonic / percussive ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The documented librosa calls each catalog feature must equal, computed naively from ``y``.
+"""The naive way: each catalog feature by its documented librosa call, straight from ``y``.
 
 Shared by the correctness tests and ``benchmarks/features_vs_librosa.py`` (the "naive way").
 Each entry calls librosa exactly as its documentation shows, from the waveform, with the
@@ -18,8 +18,18 @@ def _hp_ratio(y, c):
     return [0.0 if eh + ep <= 0 else 10 * np.log10((eh + 1e-12) / (ep + 1e-12))]
 
 
+def _onset_args(y, sr, c, **kw):
+    """``y=y`` as documented, or (for non-default STFT/mel parameters, which the ``y=`` path of
+    tempo/tempogram/beat_track cannot take) the onset envelope built with those parameters."""
+    if (c.n_fft, c.n_mels, c.win_length) == (2048, 128, None):
+        return {"y": y}
+    return {"onset_envelope": librosa.onset.onset_strength(
+        y=y, sr=sr, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, n_mels=c.n_mels, **kw)}
+
+
 def _beats(y, sr, c):
-    return librosa.beat.beat_track(y=y, sr=sr, hop_length=c.hop_length)[1]
+    return librosa.beat.beat_track(sr=sr, hop_length=c.hop_length,
+                                   **_onset_args(y, sr, c, aggregate=np.median))[1]
 
 
 def _indicator(y, sr, c):
@@ -72,16 +82,16 @@ def reference(name: str, y: np.ndarray, sr: int, c: FeatureConfig = FeatureConfi
                                                          n_octaves=c.n_octaves),
         "tonnetz": lambda: librosa.feature.tonnetz(y=y, **cq),
         "onset_strength": lambda: librosa.onset.onset_strength(y=y, **mel),
-        "tempo": lambda: librosa.feature.tempo(y=y, sr=sr, hop_length=hop),
-        "tempogram": lambda: librosa.feature.tempogram(y=y, sr=sr, hop_length=hop, win_length=c.tempogram_win_length),
+        "tempo": lambda: librosa.feature.tempo(**_onset_args(y, sr, c), sr=sr, hop_length=hop),
+        "tempogram": lambda: librosa.feature.tempogram(**_onset_args(y, sr, c), sr=sr, hop_length=hop, win_length=c.tempogram_win_length),
         "fourier_tempogram": lambda: np.abs(librosa.feature.fourier_tempogram(
-            y=y, sr=sr, hop_length=hop, win_length=c.tempogram_win_length))[..., :1 + len(y) // hop],
-        "tempogram_ratio": lambda: librosa.feature.tempogram_ratio(y=y, sr=sr, hop_length=hop,
+            **_onset_args(y, sr, c), sr=sr, hop_length=hop, win_length=c.tempogram_win_length))[..., :1 + len(y) // hop],
+        "tempogram_ratio": lambda: librosa.feature.tempogram_ratio(**_onset_args(y, sr, c), sr=sr, hop_length=hop,
                                                                    win_length=c.tempogram_win_length),
         "beats": lambda: _indicator(y, sr, c),
         "beat_count": lambda: [len(_beats(y, sr, c))],
         "beat_rate": lambda: [len(_beats(y, sr, c)) / (len(y) / sr)],
-        "onset_rate": lambda: [len(librosa.onset.onset_detect(y=y, sr=sr, hop_length=hop)) / (len(y) / sr)],
+        "onset_rate": lambda: [len(librosa.onset.onset_detect(**_onset_args(y, sr, c), sr=sr, hop_length=hop)) / (len(y) / sr)],
         "hp_ratio_db": lambda: _hp_ratio(y, c),
         "pyin_f0": lambda: librosa.pyin(y, fmin=c.pitch_fmin, fmax=c.pitch_fmax, sr=sr, frame_length=n_fft,
                                         hop_length=hop, fill_na=None)[0],
