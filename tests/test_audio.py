@@ -421,3 +421,20 @@ def test_samples_regenerate_identically(samples_dir, tmp_path):
             # Lossy encoders may change between library versions; the audio must not.
             err = np.sum((a - b) ** 2) / np.sum(a ** 2)
             assert err < 1e-3, (clip.name, err)
+
+
+def test_mp3_with_large_id3_tag(sample_files, tmp_path):
+    """Real music files carry ID3v2 tags with cover art before the first MPEG frame."""
+    src = next(p for p in sample_files if p.suffix == ".mp3")
+    size = 300_000
+    frame = b"APIC" + (size - 10).to_bytes(4, "big") + b"\0\0" + bytes(size - 10)
+    n = len(frame)
+    synchsafe = bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(b"ID3\x03\x00\x00" + synchsafe + frame + src.read_bytes())
+    cfg = AudioConfig(sample_rate=None, mono=False)
+    ref, _ = A.load(src, config=cfg)
+    y, _ = A.load(tagged, config=cfg)
+    np.testing.assert_array_equal(y, ref)
+    cat = np.concatenate([b for _, b in A.iter_blocks(tagged, config=cfg, block_seconds=0.5)], axis=-1)
+    np.testing.assert_array_equal(cat, ref)
