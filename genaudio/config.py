@@ -314,3 +314,79 @@ class FeatureConfig:
         unknown = sorted(set(self.stats) - set(DEFAULT_STATS))
         if unknown:
             raise ConfigError(f"unknown stats {unknown}; valid: {', '.join(DEFAULT_STATS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A commented YAML of defaults (``genaudio config --print-defaults``)
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """Field descriptions from the numpydoc ``Attributes`` section of a dataclass docstring."""
+    import inspect
+
+    doc = inspect.getdoc(cls) or ""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes") + 2
+    except StopIteration:
+        return {}
+    docs: dict[str, str] = {}
+    names: list[str] = []
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            if " : " in line or line.rstrip().endswith(":"):
+                names = [n.strip() for n in line.split(" : ")[0].split(",")]
+                for n in names:
+                    docs[n] = ""
+                continue
+            if set(line.strip()) <= {"-"}:  # the next section's underline: stop
+                break
+            break
+        text = line.strip()
+        for n in names:
+            docs[n] = (docs[n] + " " + text).strip()
+    return docs
+
+
+def commented_yaml(sections: dict[str, Any], *, width: int = 96) -> str:
+    """YAML of config dataclasses, each option preceded by its description as a comment."""
+    import textwrap
+
+    import re
+
+    out: list[str] = []
+
+    def plain(text: str) -> str:  # reST markup reads badly in a YAML comment
+        text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([\w]+)`", r"\1", text)
+        return text.replace("``", "`")
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, (list, tuple, dict)):
+            return yaml.safe_dump(to_dict(value), default_flow_style=True, width=10_000).strip()
+        return json.dumps(value)
+
+    def emit(obj: Any, indent: int) -> None:
+        docs = attribute_docs(type(obj))
+        pad = "  " * indent
+        previous = None
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            text = plain(docs.get(f.name, ""))
+            if text and text != previous:  # one comment for "a, b, c : int" groups
+                for line in textwrap.wrap(text, width - len(pad) - 2):
+                    out.append(f"{pad}# {line}")
+            previous = text
+            if dataclasses.is_dataclass(value):
+                out.append(f"{pad}{f.name}:")
+                emit(value, indent + 1)
+                previous = None
+            else:
+                out.append(f"{pad}{f.name}: {scalar(value)}")
+
+    for name, obj in sections.items():
+        doc = (type(obj).__doc__ or "").strip().splitlines()
+        out.append(f"# {name}: {plain(doc[0]) if doc else ''}")
+        out.append(f"{name}:")
+        emit(obj, 1)
+        out.append("")
+    return "\n".join(out)

@@ -62,3 +62,15 @@ def test_bad_yaml_files(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(lst)
+
+
+def test_commented_defaults_parse_back_to_the_defaults():
+    import yaml
+
+    from genaudio.config import commented_yaml
+
+    text = commented_yaml({"segment": SegmentConfig(), "features": FeatureConfig()})
+    assert "# Segment length in seconds." in text
+    data = yaml.safe_load(text)
+    assert from_dict(SegmentConfig, data["segment"]) == SegmentConfig()
+    assert from_dict(FeatureConfig, data["features"]) == FeatureConfig()
