@@ -16,6 +16,7 @@ from genaudio.errors import GenaudioError
 _COMMAND_MODULES = [
     "extract",
     "analyze",
+    "encode",
     "search",
     "train",
     "generate",
