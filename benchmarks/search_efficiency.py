@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
 
     from genaudio.search.synthetic import make_data
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     slots = args.num_cpus
     data = make_data(4096, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="search_eff_") as tmp:

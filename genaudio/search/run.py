@@ -177,7 +177,8 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # "local": a new embedded Ray, never a `ray start` cluster that happens to run here
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None = None, *, subset=None,

@@ -248,7 +248,8 @@ class SearchSpace:
         rows = [("features.core", f"fixed {self.core} (spectral core, always on)", "")]
         feats = dict(self.group_features)
         for g in self.optional_groups:
-            members = f": {', '.join(feats[g])}" if feats.get(g) else ""
+            names = list(feats.get(g, ()))
+            members = (": " + ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")) if names else ""
             rows.append((f"features.{g}", f"bool (group joins the core{members})", ""))
         for name, d in self.params:
             cond = self.condition(name)

@@ -25,6 +25,19 @@ space:
 """
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A real local Ray with 2 CPUs (``address="local"``: never attach to a `ray start` cluster
+    that happens to run on the machine; plain ``ray.init()`` would)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def search_store(tmp_path_factory, sample_files) -> Path:
     """Features store of 6 sample files in 2 s segments (frame matrices included)."""

@@ -20,7 +20,7 @@ def ray_gpus():
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=16, num_gpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=16, num_gpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
