@@ -23,6 +23,7 @@ import dataclasses
 import glob as _glob
 import hashlib
 import json
+import logging
 import os
 import platform
 import resource
@@ -689,6 +690,10 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
             # retried; finite task retries, so a file that kills its worker cannot loop forever
             max_restarts=-1, max_task_retries=3,
         )
+    # Ray Data's INFO lines (plan, "progress bars disabled") would interleave with our file bar
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    data_log.setLevel(logging.ERROR)
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             for row in batch.to_pylist():
@@ -699,6 +704,8 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
     except Exception as e:  # noqa: BLE001 - files without a committed status are redone below
         print(f"warning: Ray Data stopped early ({type(e).__name__}: {str(e)[:200]}); "
               "retrying the remaining files one by one", file=sys.stderr)
+    finally:
+        data_log.setLevel(level)
 
 
 def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: str | os.PathLike, *,
@@ -774,7 +781,8 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
                 # one file per group, so one poisonous file cannot take its neighbours with it.
                 left = _missing(out, by_id)
                 if left and any(len(g) > 1 for g in groups):
-                    _run_groups([[a] for a in left], out=out, cfg=cfg, n_workers=n_workers,
+                    _run_groups([[a] for a in left], out=out, cfg=cfg,
+                                n_workers=_worker_count(num_cpus),  # nodes may have gone
                                 progress=bar, on_commit=on_commit)
                 for a in _missing(out, by_id):
                     err = {"stage": "worker", "error_type": "WorkerCrashed", "reason": "crash",

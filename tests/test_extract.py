@@ -6,6 +6,7 @@ Most runs use a small feature set so that actor warm-up and analysis stay short.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import soundfile as sf
@@ -143,6 +145,12 @@ def test_extract_file_rows_and_errors_never_raise(tmp_path):
             assert err["stage"] in ("probe", "decode") and err["path"] == f.path and err["message"]
     long = next(f for f in ex.discover([tmp_path / "bad"]) if f.path.endswith("too_long.wav"))
     assert ex.extract_file(long, cfg)[1]["stage"] == "probe"  # refused from the header alone
+    # --float16 halves the frame matrices; summary columns stay float32
+    silence = next(f for f in ex.discover([tmp_path / "bad"]) if f.path.endswith("silence.wav"))
+    rows, err = ex.extract_file(silence, dataclasses.replace(cfg, float16=True))
+    assert err is None
+    assert rows.schema.field("frames_mfcc").type.value_type.value_type == pa.float16()
+    assert rows.schema.field("mfcc_00_mean").type == pa.float32()
 
 
 def test_config_sections_and_feature_subset_file(tmp_path):
