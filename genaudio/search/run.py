@@ -240,7 +240,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     write_results(run_dir, rows)
     best = next((r for r in rows if r["rank"] == 1), None)
     if best is not None:
-        write_best(run_dir, best, cfg)
+        write_best(run_dir, best, cfg, data["store"])
     return SearchSummary(str(run_dir), rows, best, time.time() - t0)
 
 
@@ -261,17 +261,25 @@ def rank_rows(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def write_best(run_dir: Path, row: dict, cfg: SearchConfig) -> dict:
-    """``RUN/best.yaml``: the best trial's TrainConfig plus its encoder and features, for
-    ``genaudio train --config``; the search-only details sit in comments."""
-    from genaudio.search.trainable import best_config
+def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict:
+    """``RUN/best.yaml``: the best trial's TrainConfig, for ``genaudio train ENC --config``; its
+    encoded store (the cache entry) and the search details sit in comments at the top."""
+    from genaudio.search.trainable import best_config, cache_key, encoder_options
 
-    params = {k[len("param."):]: v for k, v in row.items() if k.startswith("param.") and v is not None}
+    params = {k[len("param."):]: v for k, v in row.items()
+              if k.startswith("param.") and v is not None and not (isinstance(v, float) and math.isnan(v))}
     params.update(epochs=cfg.epochs, seed=cfg.seed)
     doc = best_config(params)
+    enc_cfg = encoder_options(params, store["analysis"], store["group_features"])
+    entry = Path(store["cache_dir"]) / cache_key(store, enc_cfg)
+    groups = sorted(k.split(".", 1)[1] for k, v in params.items()
+                    if k.startswith("features.") and k != "features.core" and v is True)
     header = (f"# best trial {row['trial_id']} of {run_dir}: final frechet {_fmt(row.get('final.frechet'))}, "
               f"best per-epoch score {_fmt(row['best_score'])}, status {row['status']}\n"
-              f"# reproduce: genaudio train --config {run_dir / BEST_FILE} (codes from the encoder below)\n")
+              f"# features: {params.get('features.core')} + groups {', '.join(groups) or '(none)'}; "
+              f"encoder {enc_cfg['kind']} dim {enc_cfg['dim']}\n"
+              f"# encoded store (codes of that encoder): {entry}\n"
+              f"# reproduce: genaudio train {entry} --config {run_dir / BEST_FILE} --out runs/best\n")
     atomic_write_bytes(run_dir / BEST_FILE, (header + yaml.safe_dump(doc, sort_keys=False)).encode())
     return doc
 

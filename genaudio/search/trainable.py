@@ -132,37 +132,46 @@ def _frame_arrays(table: pa.Table, feature: str) -> np.ndarray:
 # encoder cache
 
 
+def cache_key(store: dict, enc_cfg: dict) -> str:
+    """Cache key of an encoder: the features store's config hash and the full encoder config."""
+    return config_hash({"store": store["config_hash"], "encoder": enc_cfg})
+
+
 def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
     """Codes of every segment under ``enc_cfg``: from the cache, or fitted, encoded and cached.
 
-    Returns ``(SequenceData, entry_dir, hit)``. The fit uses every segment's frames (the encoder
-    is unsupervised; the model's train/validation split is by file, later).
+    Returns ``(SequenceData, entry_dir, hit)``. A cache entry is a complete encoded store
+    (:func:`genaudio.encoders.store.write_codes`), so ``genaudio train ENTRY`` and the scoring read
+    it. The fit uses every segment's frames (the encoder is unsupervised; the model's
+    train/validation split is by file, later).
     """
+    from genaudio.encoders.store import read_codes
     from genaudio.models.data import SequenceData
 
-    key = config_hash({"store": store["config_hash"], "encoder": enc_cfg})
+    key = cache_key(store, enc_cfg)
     root = Path(store["cache_dir"])
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
-    ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
     with open(root / f"{key}.lock", "w") as lock:
         # one trial per key fits; the others wait and then read (one machine; see module docstring)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             hit = (entry / "manifest.json").is_file()
             if not hit:
-                _fit_and_write(table, store, enc_cfg, entry, ids)
-            codes = _read_codes(entry)
+                _fit_and_write(table, store, enc_cfg, entry)
+            codes = read_codes(entry)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     meta = json.loads((entry / "manifest.json").read_text())
-    data = SequenceData(codes, ids["file_id"].to_numpy(), float(meta["code_rate_hz"]), ids["label"].to_numpy(),
-                        ids["segment"].to_numpy(), str(entry))
+    ids = codes.ids
+    data = SequenceData(list(codes.codes), ids["file_id"].to_numpy(), float(meta["code_rate_hz"]),
+                        ids["label"].to_numpy(), ids["segment"].to_numpy(), str(entry))
     return data, entry, hit
 
 
-def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path, ids) -> None:
+def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> None:
     from genaudio.encoders import make_encoder
+    from genaudio.encoders.store import CodesData, write_codes
 
     feats = [enc_cfg["core"]] + list(enc_cfg["groups"])
     arrays = {f: _frame_arrays(table, f) for f in feats}
@@ -172,35 +181,17 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path, ids
     enc = make_encoder(enc_cfg["kind"], dim=enc_cfg["dim"], **opts).fit(items)
     fit_s = time.perf_counter() - t0
     codes = [enc.encode(it) for it in items]
+    ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
+    # written complete into a temporary folder, then renamed: readers never see half an entry
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     try:
-        enc.save(tmp / "encoder")
-        dim = int(codes[0].shape[1])
-        offsets = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(np.int32)
-        values = pa.FixedSizeListArray.from_arrays(
-            pa.array(np.concatenate(codes).reshape(-1).astype(np.float32)), dim)
-        codes_col = pa.ListArray.from_arrays(pa.array(offsets), values)   # (time, dim) per segment
-        ident = pa.Table.from_pandas(ids, preserve_index=False)
-        atomic_write_table(tmp / "codes" / "part-00000.parquet", ident.append_column("codes", codes_col))
-        atomic_write_json(tmp / "manifest.json", {
-            "kind": "encoded", "encoder": enc_cfg, "dim": dim, "code_rate_hz": float(enc.code_rate_hz),
-            "bitrate": float(enc.bitrate), "source": {"dir": store["dir"], "config_hash": store["config_hash"]},
-            "counts": {"segments": len(codes)}, "timings": {"fit_s": fit_s}, "written_by": "genaudio search"})
+        write_codes(tmp, CodesData(codes, ids, enc, None), enc,
+                    source={"dir": store["dir"], "config_hash": store["config_hash"]},
+                    extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
         os.rename(tmp, entry)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _read_codes(entry: Path) -> list[np.ndarray]:
-    import pyarrow.parquet as pq
-
-    tab = pq.read_table(entry / "codes" / "part-00000.parquet", columns=["codes"])
-    col = tab.column("codes").combine_chunks()
-    dim = col.type.value_type.list_size
-    flat = np.asarray(col.values.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
-    offs = col.offsets.to_numpy()
-    return [flat[offs[i]:offs[i + 1]] for i in range(len(col))]
 
 
 # ---------------------------------------------------------------------------------------------
