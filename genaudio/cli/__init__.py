@@ -14,12 +14,14 @@ from genaudio.errors import GenaudioError
 
 # Modules under genaudio.cli that each define ``command`` (a click command or group).
 _COMMAND_MODULES = [
+    "features",
     "extract",
     "analyze",
     "encode",
     "search",
     "train",
     "generate",
+    "review",
 ]
 
 
