@@ -27,8 +27,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 if (_ROOT / "genaudio" / "__init__.py").is_file() and str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-# Options that name where a stage writes its results.
-_OUTPUT_OPTIONS = ("--out", "-o")
+# Options that name where a stage writes its results (`review` writes its HTML to --report).
+_OUTPUT_OPTIONS = ("--out", "-o", "--report")
 
 
 def job_submission_id() -> str | None:

@@ -103,6 +103,7 @@ def test_relative_out_is_refused_only_inside_a_job(monkeypatch):
     assert "relative" in common.check_job_outputs(["samples", "--out=runs/x"])
     assert common.check_job_outputs(["samples", "--out", "/data/runs/x"]) is None
     assert common.check_job_outputs(["samples", "--out", "s3://bucket/x"]) is None
+    assert "relative" in common.check_job_outputs(["/data/run", "--report", "review"])
 
 
 # ---------------------------------------------------------------------------------------------
