@@ -1,0 +1,431 @@
+"""Reading a search RUN folder into one trials table, and the terminal / JSON / CSV views of it.
+
+A RUN is read as it is: ``results.parquet`` (written by ``genaudio search`` when it ends) when
+present, plus every trial folder under ``RUN/tune/search/`` that the table does not list yet (a
+search still running, interrupted, or resumed after the table was written). A trial folder holds
+``params.json`` (the sampled configuration), ``result.json`` (one JSON line per reported epoch),
+``progress.csv`` and ``error.txt`` when it crashed; see docs/search.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genaudio.errors import StoreError
+
+RESULTS_PARQUET = "results.parquet"
+STATE_FILE = "search.json"
+STUDY_FILE = "study.db"
+TUNE_SUBDIR = Path("tune") / "search"
+
+#: statuses in the order the status line lists them
+STATUSES = ("completed", "stopped", "running", "pending", "nan", "error")
+
+#: parameters shown in their own columns (everything else goes to "key parameters")
+_OWN_COLUMNS = {"param.model.family", "param.encoder.kind", "param.encoder.dim", "param.features.core"}
+_SHORT = {"batch_size": "bs", "steps_per_epoch": "steps", "channels": "ch", "context": "ctx"}
+
+
+@dataclasses.dataclass
+class Run:
+    """A search RUN as read now.
+
+    Attributes
+    ----------
+    path : Path
+    trials : DataFrame
+        One row per trial, ranked (``rank`` 1 = best, null for trials without any score); the
+        columns of ``results.parquet`` (docs/search.md) plus ``score`` (the ranking value:
+        ``final.frechet`` when the trial finished and was scored, else ``best_score``),
+        ``score_kind`` (``frechet`` | ``per-epoch``), ``groups`` (optional feature groups on, as
+        ``"a+b"``) and ``source`` (``results`` | ``tune``: read from Tune's trial folder).
+    state : dict
+        ``search.json`` (store, options, space), or ``{}``.
+    finished : bool
+        ``results.parquet`` exists and lists every trial folder.
+    max_epochs : int or None
+        The search's ``epochs`` option.
+    """
+
+    path: Path
+    trials: pd.DataFrame
+    state: dict
+    finished: bool
+    max_epochs: int | None
+
+    def counts(self) -> dict[str, int]:
+        """Trials per status (every status of the run, also zero-count known ones omitted)."""
+        if self.trials.empty:
+            return {}
+        c = self.trials["status"].fillna("unknown").value_counts().to_dict()
+        order = [s for s in STATUSES if s in c] + sorted(s for s in c if s not in STATUSES)
+        return {s: int(c[s]) for s in order}
+
+    def status_line(self) -> str:
+        n = len(self.trials)
+        if n == 0:
+            return ("0 trials: the search finished without any trial" if self.finished else
+                    "no trials yet: the search has not started a trial (or was stopped before its first)")
+        parts = ", ".join(f"{v} {k}" for k, v in self.counts().items())
+        state = "finished" if self.finished else "in progress or interrupted (read from Tune's trial folders)"
+        return f"{n} trial{'s' if n != 1 else ''}: {parts or 'none'} - search {state}"
+
+    def top(self, k: int | None) -> pd.DataFrame:
+        ranked = self.trials[self.trials["rank"].notna()].sort_values("rank")
+        return ranked if k is None else ranked.head(k)
+
+    def tune_dir(self) -> Path:
+        return self.path / TUNE_SUBDIR
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _first_error_line(text: str) -> str:
+    from genaudio.search.results import _first_error_line as f
+
+    return f(text)
+
+
+def _num(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if not math.isnan(f) else None
+
+
+def _trial_id_of(folder: Path, params: dict, last: dict) -> str:
+    if last.get("trial_id"):
+        return str(last["trial_id"])
+    # Tune names trial folders <trainable>_<trial_id>_<index>_<params>_<date>
+    m = re.search(r"_([0-9a-f]{5,})_\d+", folder.name)
+    return m.group(1) if m else folder.name
+
+
+def read_history(trial_path: str | Path) -> pd.DataFrame:
+    """Per-epoch reports of one trial (``result.json`` lines; ``progress.csv`` as a fallback).
+
+    Returns an empty frame when the trial reported nothing yet. A half-written last line (the
+    trial is writing it right now) is skipped.
+    """
+    p = Path(trial_path)
+    rows = []
+    rj = p / "result.json"
+    if rj.is_file():
+        for line in rj.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
+    if not rows and (p / "progress.csv").is_file():
+        try:
+            return pd.read_csv(p / "progress.csv")
+        except (ValueError, pd.errors.EmptyDataError):
+            return pd.DataFrame()
+    return pd.DataFrame(rows)
+
+
+def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table: bool) -> dict:
+    """A results-table row (docs/search.md columns) from one Tune trial folder."""
+    from genaudio.search.session import METRIC, STATUS_NAN
+
+    try:
+        params = json.loads((folder / "params.json").read_text())
+    except (OSError, ValueError):
+        params = {}
+    hist = read_history(folder)
+    last = hist.iloc[-1].to_dict() if len(hist) else {}
+    tid = _trial_id_of(folder, params, last)
+    scores = [(_num(s), i) for i, s in enumerate(hist[METRIC].tolist())] if METRIC in hist else []
+    finite = [(s, i) for s, i in scores if s is not None and math.isfinite(s)]
+    best = min(finite) if finite else None
+    epochs = int(_num(last.get("training_iteration")) or 0)
+    err_file = next((f for f in ("error.txt",) if (folder / f).is_file()), None)
+    if err_file:
+        status, reason = "error", _first_error_line((folder / err_file).read_text(errors="replace")) or "trial raised an error"
+    elif last.get("status") == STATUS_NAN:
+        status, reason = "nan", str(last.get("reason") or "non-finite metric")
+    elif epochs == 0:
+        status, reason = "pending", "no epoch reported yet"
+    elif max_epochs is not None and epochs >= max_epochs:
+        status, reason = "completed", ""
+    elif finished_table:
+        status, reason = "stopped", "stopped early by the scheduler or the time budget"
+    else:
+        # no way to tell "still training" from "stopped by ASHA" without Tune's live state
+        status, reason = "running", "running, or stopped early (the search has not written its results yet)"
+    ckpts = sorted(folder.glob("checkpoint_*"), key=lambda q: q.name)
+    row: dict[str, Any] = {
+        "trial_id": tid, "status": status, "reason": reason, "epochs": epochs,
+        "best_score": best[0] if best else None, "best_epoch": (best[1] + 1) if best else None,
+        "final_score": _num(last.get(METRIC)), "wall_time_s": _num(last.get("time_total_s")),
+        "node_ip": last.get("node_ip"), "trial_path": str(folder),
+        "checkpoint": str(ckpts[-1]) if ckpts else None,
+    }
+    for k, v in sorted(params.items()):
+        if k not in ("epochs", "seed"):
+            row[f"param.{k}"] = v
+    skip = {"timestamp", "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s",
+            "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "node_id",
+            "checkpoint_dir_name", "epoch", "status", "reason", "gpu_ids", METRIC}
+    for k, v in last.items():
+        if k not in skip and _num(v) is not None:
+            row[f"final.{k}"] = _num(v)
+    return row
+
+
+def _trial_folders(run_dir: Path) -> list[Path]:
+    d = run_dir / TUNE_SUBDIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_dir() and ((p / "params.json").is_file() or (p / "result.json").is_file()))
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a search RUN folder (finished, running, interrupted or empty).
+
+    Raises
+    ------
+    StoreError
+        ``run_dir`` does not exist or holds no search (no ``search.json``, ``results.parquet``
+        or ``tune/search/``).
+    """
+    from genaudio.search.run import rank_rows
+
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise StoreError(f"{run_dir}: no such search run folder (the --out of `genaudio search`)")
+    state = {}
+    if (run_dir / STATE_FILE).is_file():
+        try:
+            state = json.loads((run_dir / STATE_FILE).read_text())
+        except ValueError:
+            state = {}
+    has_results = (run_dir / RESULTS_PARQUET).is_file()
+    if not (state or has_results or (run_dir / TUNE_SUBDIR).is_dir()):
+        raise StoreError(f"{run_dir} holds no search (no {STATE_FILE}, {RESULTS_PARQUET} or tune/search/); "
+                         "point `genaudio review` at the --out folder of `genaudio search`")
+    max_epochs = (state.get("config") or {}).get("epochs")
+    rows: list[dict] = []
+    if has_results:
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(run_dir / RESULTS_PARQUET).to_pandas().to_dict("records")
+        except Exception as e:  # a truncated or foreign file: say which, do not crash
+            raise StoreError(f"{run_dir / RESULTS_PARQUET} cannot be read ({type(e).__name__}: {e}); "
+                             "delete it to review the trial folders as they are") from None
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+        if max_epochs is None and rows:
+            max_epochs = max(int(r.get("epochs") or 0) for r in rows) or None
+    known = {str(r["trial_id"]) for r in rows}
+    missing = []
+    for folder in _trial_folders(run_dir):
+        row = _trial_row_from_folder(folder, max_epochs, finished_table=False)
+        if row["trial_id"] not in known:
+            row["source"] = "tune"
+            missing.append(row)
+    for r in rows:
+        r["source"] = "results"
+    finished = has_results and not missing
+    rows = rank_rows(rows + missing) if (missing or not has_results) else rows
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=["rank", "trial_id", "status", "reason", "best_score", "final_score",
+                                   "epochs", "wall_time_s", "trial_path", "checkpoint", "source"])
+    df = _derive(df)
+    return Run(run_dir, df, state, finished, int(max_epochs) if max_epochs else None)
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    fr = df["final.frechet"] if "final.frechet" in df else pd.Series([None] * len(df), index=df.index, dtype=float)
+    fr = pd.to_numeric(fr, errors="coerce")
+    bs = pd.to_numeric(df["best_score"], errors="coerce") if len(df) else df["best_score"]
+    use_fr = fr.notna() & np.isfinite(fr.fillna(np.inf))
+    df["score"] = np.where(use_fr, fr, bs) if len(df) else []
+    df["score_kind"] = np.where(use_fr, "frechet", np.where(bs.notna(), "per-epoch", "")) if len(df) else []
+    gcols = [c for c in df.columns if c.startswith("param.features.") and c != "param.features.core"]
+    df["groups"] = [("+".join(sorted(c.split(".", 2)[2] for c in gcols if _true(r[c]))) or "(core only)")
+                    for _, r in df[gcols].iterrows()] if gcols else "(core only)"
+    df["rank"] = pd.to_numeric(df["rank"], errors="coerce").astype("Int64")
+    return df.sort_values(["rank", "trial_id"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _true(v) -> bool:
+    return v is True or (isinstance(v, (np.bool_,)) and bool(v)) or v in ("True", "true", 1)
+
+
+def group_names(df: pd.DataFrame) -> list[str]:
+    """Optional feature groups the space offered (``param.features.<group>`` columns)."""
+    return sorted(c.split(".", 2)[2] for c in df.columns
+                  if c.startswith("param.features.") and c != "param.features.core")
+
+
+# ---------------------------------------------------------------------------------------------
+# views
+
+
+def varying_params(df: pd.DataFrame) -> set[str]:
+    """``param.*`` columns whose value differs between trials of ``df`` (the searched ones)."""
+    out = set()
+    for c in df.columns:
+        if str(c).startswith("param.") and df[c].dropna().astype(str).nunique() > 1:
+            out.add(c)
+    return out
+
+
+def key_params(row: dict | pd.Series, varying: set[str] | None = None) -> str:
+    """The trial's model architecture and searched training parameters in one short string.
+
+    Architecture parameters (``lstm.*`` / ``gan.*`` of the trial's family) are always shown;
+    other sections only when they are in ``varying`` (when given): fixed options are noise.
+    """
+    fam = row.get("param.model.family")
+    out = []
+    for k in sorted(row.keys()):
+        if not str(k).startswith("param.") or k in _OWN_COLUMNS or str(k).startswith("param.features."):
+            continue
+        sec = str(k).split(".")[1] if str(k).count(".") >= 2 else ""
+        if sec in ("encoder", "score") or (varying is not None and sec not in ("lstm", "gan") and k not in varying):
+            continue
+        v = row[k]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        section, name = k[len("param."):].split(".", 1) if "." in k[len("param."):] else ("", k[len("param."):])
+        if section in ("lstm", "gan") and section != fam:
+            continue
+        name = _SHORT.get(name, name)
+        if isinstance(v, float):
+            v = f"{v:.2g}" if abs(v) < 0.01 else f"{v:.3g}"
+        out.append(f"{name}={v}")
+    return " ".join(out)
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    f = _num(v)
+    if f is None:
+        return "-"
+    if math.isinf(f):
+        return "inf"
+    return format(f, spec)
+
+
+def _fmt_time(v) -> str:
+    f = _num(v)
+    if f is None:
+        return "-"
+    return f"{f:.0f} s" if f < 600 else f"{f / 60:.1f} min"
+
+
+def view_rows(df: pd.DataFrame, varying: set[str] | None = None) -> list[dict]:
+    """The rows of the terminal table (strings), one per trial of ``df``."""
+    out = []
+    for _, r in df.iterrows():
+        r = r.to_dict()
+        enc = r.get("param.encoder.kind") or "-"
+        dim = _num(r.get("param.encoder.dim"))
+        if dim is None:
+            dim = _num(r.get("final.code_dim"))
+        out.append({
+            "rank": "-" if pd.isna(r.get("rank")) else str(int(r["rank"])),
+            "score": _fmt(r.get("score")) + ("" if r.get("score_kind") != "per-epoch" else "*"),
+            "model": str(r.get("param.model.family") or "-"),
+            "encoder": f"{enc} {int(dim)}" if dim is not None else enc,
+            "features": str(r.get("groups") or "-"),
+            "params": key_params(r, varying),
+            "epochs": str(int(_num(r.get("epochs")) or 0)),
+            "wall": _fmt_time(r.get("wall_time_s")),
+            "status": str(r.get("status") or "-"),
+            "trial": str(r.get("trial_id")),
+        })
+    return out
+
+
+def render_table(run: Run, *, top: int = 10, console=None) -> None:
+    """Print the top trials and the status counts of the whole run (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(f"[bold]{run.path}[/bold]  {run.status_line()}")
+    rows = view_rows(run.top(top), varying_params(run.trials))
+    if not rows:
+        console.print("no trial has a score yet" + (" (see the failures below)" if len(run.trials) else ""))
+    else:
+        t = Table(show_lines=False, header_style="bold")
+        for col, kw in [("rank", {"justify": "right"}), ("score", {"justify": "right"}), ("model", {}),
+                        ("encoder", {}), ("features", {}), ("params", {"overflow": "fold"}),
+                        ("epochs", {"justify": "right"}), ("wall", {"justify": "right"}), ("status", {}),
+                        ("trial", {})]:
+            t.add_column(col, **kw)
+        for r in rows:
+            t.add_row(*[r[c] for c in ("rank", "score", "model", "encoder", "features", "params", "epochs",
+                                       "wall", "status", "trial")])
+        console.print(t)
+        n_ranked = int(run.trials["rank"].notna().sum())
+        note = "score: Frechet distance of generated vs held-out clips (lower is better); * = per-epoch code score (trial not finished)"
+        if n_ranked > len(rows):
+            note += f"; {n_ranked - len(rows)} more ranked trials (--top K)"
+        console.print(note, style="dim")
+    bad = run.trials[run.trials["status"].isin(["error", "nan"])]
+    if len(bad):
+        console.print(f"[red]{len(bad)} failed trial(s)[/red]:")
+        for reason, grp in bad.groupby(bad["reason"].fillna("").astype(str)):
+            ids = ", ".join(grp["trial_id"].astype(str).head(5)) + (" ..." if len(grp) > 5 else "")
+            console.print(f"  {len(grp)} x {reason or 'no reason recorded'} ({ids})")
+
+
+def _jsonable(v):
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return None if math.isnan(f) else (str(f) if math.isinf(f) else f)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if v is pd.NA:
+        return None
+    return v
+
+
+def to_records(run: Run, *, top: int | None) -> list[dict]:
+    """Top trials as plain dicts (every column; NaN -> None, inf -> "inf")."""
+    df = run.top(top)
+    varying = varying_params(run.trials)
+    recs = []
+    for _, r in df.iterrows():
+        d = {k: _jsonable(v) for k, v in r.to_dict().items()}
+        d["key_params"] = key_params(r, varying)
+        recs.append(d)
+    front = ["rank", "trial_id", "status", "score", "score_kind", "param.model.family", "param.encoder.kind",
+             "param.encoder.dim", "groups", "key_params", "epochs", "wall_time_s", "reason"]
+    return [{**{k: d[k] for k in front if k in d}, **{k: v for k, v in d.items() if k not in front}} for d in recs]
+
+
+def to_json(run: Run, *, top: int | None) -> str:
+    doc = {"run": str(run.path), "finished": run.finished, "trials": len(run.trials), "counts": run.counts(),
+           "top": to_records(run, top=top)}
+    return json.dumps(doc, indent=2, default=str)
+
+
+def to_csv(run: Run, *, top: int | None) -> str:
+    recs = to_records(run, top=top)
+    return pd.DataFrame(recs).to_csv(index=False) if recs else "rank,trial_id,status,score\n"
