@@ -498,9 +498,14 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
             history.append(metrics)
             break
         history.append(metrics)
-        diverged = math.isfinite(best) and monitor > cfg.divergence_factor * best
-        if cfg.model == "gan" and metrics.get("fake_rms", 0.0) > 1e3:
-            diverged = True
+        mname = "val_mse" if cfg.model == "lstm" else "code_fd"
+        why = ""
+        if math.isfinite(best) and monitor > cfg.divergence_factor * best:
+            why = f"{mname} {monitor:.4g} > {cfg.divergence_factor:g} x best {best:.4g}"
+        elif cfg.model == "gan" and metrics.get("fake_rms", 0.0) > 1e3:
+            # generated codes are in normalised units (real RMS ~1): 1000x means the generator blew up
+            why = f"generated codes have RMS {metrics['fake_rms']:.4g} (real codes ~1)"
+        diverged = bool(why)
         improved = monitor < best
         if improved:
             best, since_best = monitor, 0
@@ -515,8 +520,7 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
         say(_progress_line(cfg, metrics))
         if diverged:
             status = "diverged"
-            message = (f"diverged in epoch {epoch + 1}: {'val_mse' if cfg.model == 'lstm' else 'code_fd'} "
-                       f"{monitor:.4g} > {cfg.divergence_factor:g} x best {best:.4g}")
+            message = f"diverged in epoch {epoch + 1}: {why}; the last good checkpoint is kept"
             break
         stop, why = False, ""
         if callback is not None and dist.is_main:
