@@ -649,9 +649,18 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        # address="local": always a new embedded Ray, never a cluster someone else started here
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        # address="local": always a new embedded Ray, never a cluster someone else started here.
+        # On a saturated machine the raylet can miss Ray's fixed 30-s start-up window: retry.
+        for attempt in range(3):
+            try:
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+                break
+            except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception here
+                if "timed out during startup" not in str(e) or attempt == 2:
+                    raise
+                ray.shutdown()
+                print("warning: Ray did not start in time (machine busy?); retrying", file=sys.stderr)
     return True
 
 
