@@ -21,6 +21,8 @@ _COMMAND_MODULES = [
     "search",
     "train",
     "generate",
+    "pipeline",
+    "config",
     "review",
 ]
 

@@ -1,0 +1,35 @@
+"""``genaudio pipeline``: extract -> analyze -> encode -> search -> review in one command."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("pipeline")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Run folder: features/, analysis/, encoded/, search/, review/ (rerunning continues).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML with any of the sections extract, analyze, encode, search, review "
+                   "(`genaudio config --print-defaults` prints them all).")
+@click.option("--stages", default=",".join(("extract", "analyze", "encode", "search", "review")),
+              show_default=True, help="Comma-separated stages to run, in pipeline order.")
+@click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: RAY_ADDRESS, "
+              "else an embedded local Ray).")
+@click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all).")
+def command(inputs, out, config_file, stages, address, num_cpus):
+    """Run every stage on INPUT... (audio files, folders, globs or file lists) into OUT.
+
+    Each stage skips work already done, so rerunning after an interruption continues where it
+    stopped: extraction skips files it holds, a finished analysis or encoding with the same
+    options is kept, an interrupted search is resumed. OUT/review/report.html is the result to
+    open; OUT/search/best.yaml the configuration to train for real with `genaudio train`.
+    """
+    from genaudio.pipeline import load_pipeline_file, run_pipeline
+
+    cfg = load_pipeline_file(config_file)
+    chosen = [s.strip() for s in stages.split(",") if s.strip()]
+    results = run_pipeline(inputs, out, cfg, address=address, num_cpus=num_cpus, stages=chosen,
+                           log=lambda m: click.echo(m, err=True))
+    click.echo("stages: " + ", ".join(f"{r.name} {r.status} ({r.seconds:.0f} s)" for r in results))
+    if "review" in chosen:
+        click.echo(f"open {out}/review/report.html")
