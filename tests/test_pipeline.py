@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from genaudio.errors import ConfigError
 from genaudio.pipeline import (PipelineConfig, defaults_yaml, load_pipeline_config, run_pipeline,
                                to_sections)
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_printed_defaults_are_the_defaults():
