@@ -95,23 +95,31 @@ def _extremes(d) -> list:
 
 
 def check_trainable_configs(space: SearchSpace, cfg: SearchConfig) -> None:
-    """Build the train/encoder configs of the space's corners: bad values fail before any trial."""
+    """Build train/encoder configs from the space's bounds: bad values fail before any trial.
+
+    Each bound and choice is checked alone (other options at their defaults, so the message names
+    the culprit), then the all-low and all-high corners of each family together (cross-option
+    rules such as ``gan.patch >= 2**gan.layers``).
+    """
     from genaudio.search.trainable import encoder_options, train_config
 
+    def check(flat: dict, what: str) -> None:
+        try:
+            train_config(flat)
+            encoder_options(flat)
+        except ConfigError as e:
+            raise ConfigError(f"search space {what}: {e}") from None
+
     for fam in space.families:
-        for name, d in space.params:
-            cond = space.condition(name)
-            if cond is not None and cond[1] != fam:
-                continue
+        own = [(n, d) for n, d in space.params if space.condition(n) is None or space.condition(n)[1] == fam]
+        fixed = {n: d.value for n, d in own if isinstance(d, Fixed)}
+        common = {"model.family": fam, "epochs": cfg.epochs, "seed": cfg.seed}
+        for name, d in own:
             for v in _extremes(d):
-                base = {n: _extremes(x)[0] for n, x in space.params
-                        if space.condition(n) is None or space.condition(n)[1] == fam}
-                base.update({"model.family": fam, name: v, "epochs": cfg.epochs, "seed": cfg.seed})
-                try:
-                    train_config(base)
-                    encoder_options(base)
-                except ConfigError as e:
-                    raise ConfigError(f"search space {name}={v!r} ({fam}): {e}") from None
+                check({**common, **fixed, name: v}, f"{name}={v!r} ({fam})")
+        for corner in (0, -1):
+            flat = {**common, **{n: _extremes(d)[corner] for n, d in own}}
+            check(flat, f"({fam}, all {'lowest' if corner == 0 else 'highest'} values together)")
 
 
 def prepare_space(store: str | Path, cfg: SearchConfig, subset=None) -> tuple[dict, dict, SearchSpace]:

@@ -297,7 +297,9 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
                 name=EXPERIMENT, storage_path=str(run_dir / "tune"), verbose=verbose,
                 failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order="min"),
+                    # 3, not 2: Tune forces an experiment snapshot each time a trial saved
+                    # num_to_keep checkpoints, a cost paid every epoch with small values
+                    num_to_keep=3, checkpoint_score_attribute=METRIC, checkpoint_score_order="min"),
                 callbacks=callbacks or None,
                 stop={"training_iteration": cfg.epochs}),
         )
