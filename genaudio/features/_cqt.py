@@ -7,8 +7,9 @@ through a slow per-row ``lil_matrix`` assignment). The filters depend only on th
 them on disk (``LIBROSA_CACHE_DIR``, joblib), which a shared cluster should not rely on.
 
 This module runs librosa 0.11's own CQT steps (``vqt`` with ``gamma=0``, ``intervals="equal"``)
-in the same order with the same helpers, except that the sparsification builds the CSR matrix
-directly (same values, same indices) and the per-octave filter FFTs are memoised in process
+in the same order with the same helpers, except that the filter design skips librosa's per-filter
+argument validation, the sparsification builds the CSR matrix directly (same values, same
+indices), and the per-octave filter FFTs are memoised in process
 memory (clips with the same tuning reuse them). The result is bit-for-bit
 ``np.abs(librosa.cqt(...))`` (tests check it). If librosa's private helpers are missing (another
 librosa version), it falls back to ``librosa.cqt``.
@@ -29,7 +30,7 @@ try:  # librosa 0.10/0.11 private helpers; absent -> fallback to the public call
     _cqt_response = getattr(_cq, "__cqt_response")
     _trim_stack = getattr(_cq, "__trim_stack")
     _early_downsample = getattr(_cq, "__early_downsample")
-    _HAVE_INTERNALS = hasattr(_filters, "_relative_bandwidth") and hasattr(_filters, "wavelet_lengths")
+    _HAVE_INTERNALS = all(hasattr(_filters, n) for n in ("_relative_bandwidth", "wavelet_lengths", "get_window"))
 except (ImportError, AttributeError):  # pragma: no cover - depends on the librosa version
     _HAVE_INTERNALS = False
 
@@ -121,9 +122,72 @@ def _sparsify_rows(x: np.ndarray, quantile: float, dtype) -> "scipy.sparse.csr_m
 
 def _filter_fft_fast(sr, freqs, alpha, dtype):
     """librosa's ``__vqt_filter_fft(sr, freqs, 1, 1, 0.01, window="hann", gamma=0, dtype, alpha)``."""
-    basis, lengths = _filters.wavelet(freqs=freqs, sr=sr, filter_scale=1, norm=1, pad_fft=True,
-                                      window="hann", gamma=0, alpha=alpha)
+    basis, lengths = _wavelet_fast(freqs, sr, alpha)
     n_fft = basis.shape[1]
     basis *= lengths[:, np.newaxis] / float(n_fft)
     fft_basis = librosa.get_fftlib().fft(basis, n=n_fft, axis=1)[:, : (n_fft // 2) + 1]
     return _sparsify_rows(fft_basis, 0.01, dtype), n_fft, lengths
+
+
+def _wavelet_fast(freqs: np.ndarray, sr: float, alpha: np.ndarray):
+    """``librosa.filters.wavelet(freqs=..., sr=..., window="hann", filter_scale=1, norm=1,
+    pad_fft=True, gamma=0, alpha=...)`` with the same arithmetic per filter, minus the per-call
+    validation of ``util.normalize`` / ``pad_center`` that dominates its run time."""
+    lengths, _ = _filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0, alpha=alpha)
+    max_len = int(2.0 ** (np.ceil(np.log2(max(lengths)))))
+    out = np.zeros((len(freqs), max_len), dtype=np.complex64)
+    for i, (ilen, freq) in enumerate(zip(lengths, freqs)):
+        sig = librosa.util.phasor(np.arange(-ilen // 2, ilen // 2, dtype=float) * 2 * np.pi * freq / sr)
+        n = len(sig)
+        n_min = int(np.floor(n))
+        win = _filters.get_window("hann", n_min)  # __float_window for an integer length n
+        sig *= win
+        sig = sig / np.sum(np.abs(sig).astype(float), keepdims=True)  # util.normalize(norm=1)
+        lpad = int((max_len - n) // 2)
+        out[i, lpad:lpad + n] = sig
+    return out, lengths
+
+
+def estimate_tuning(S: np.ndarray, *, sr: float, bins_per_octave: int) -> float:
+    """``librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=...)`` with librosa's defaults
+    (piptrack fmin=150, fmax=4000, threshold=0.1, ref=np.max; resolution 0.01), same arithmetic.
+
+    librosa's piptrack computes the gradient, the parabolic shift and the local maxima over the
+    whole spectrogram and writes two full-size output matrices; the tuning only needs them at the
+    thresholded local maxima between 150 and 4000 Hz, so this evaluates exactly those (the shift
+    with librosa's own numba stencil) and hands the same pitch/magnitude values to
+    ``librosa.pitch_tuning``.
+    """
+    from librosa.core import pitch as _pitch
+
+    S = np.abs(S)
+    n_fft = 2 * (S.shape[-2] - 1)
+    fft_freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freq_mask = (150.0 <= fft_freqs) & (fft_freqs < min(4000.0, float(sr) / 2))
+    rows = np.flatnonzero(freq_mask)
+    if rows.size == 0 or S.shape[-1] == 0:
+        return float(librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=bins_per_octave))
+    lo, hi = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, S.shape[-2])
+    ref_value = 0.1 * np.max(S, axis=-2)[np.newaxis, :]
+    block = S[lo:hi]
+    # local maxima of the thresholded block; rows at the block edges are outside freq_mask unless
+    # they are the spectrum's own edges, where librosa's padding rule is reproduced by localmax
+    lm = librosa.util.localmax(block * (block > ref_value), axis=-2)
+    lm &= freq_mask[lo:hi, np.newaxis]
+    if lo > 0:
+        lm[0] = False  # row lo is a neighbour row only (outside freq_mask) ...
+    f_idx, t_idx = np.nonzero(lm)
+    f_idx = f_idx + lo
+    if f_idx.size and (f_idx.min() == 0 or f_idx.max() == S.shape[-2] - 1):
+        # edge bins use one-sided differences in np.gradient: leave those to librosa
+        return float(librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=bins_per_octave))
+    below, centre, above = S[f_idx - 1, t_idx], S[f_idx, t_idx], S[f_idx + 1, t_idx]
+    shift = _pitch._pi_wrapper(np.stack([below, centre, above], axis=-1))[:, 1]
+    avg = (above - below) / 2.0  # np.gradient, interior points
+    dskew = 0.5 * avg * shift
+    pitch = np.asarray((f_idx + shift) * float(sr) / n_fft, dtype=S.dtype)
+    mag = np.asarray(centre + dskew, dtype=S.dtype)
+    pitch_mask = pitch > 0
+    threshold = np.median(mag[pitch_mask]) if pitch_mask.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= threshold) & pitch_mask], resolution=0.01,
+                                      bins_per_octave=bins_per_octave))
