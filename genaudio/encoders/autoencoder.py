@@ -2,8 +2,10 @@
 
 Architecture (channels = frame dimensions, convolution along time)::
 
-    encoder  Conv1d(D, H, 5) - GELU - Conv1d(H, H, 3) - GELU - Conv1d(H, H, f, stride f) - GELU - Conv1d(H, k, 1)
-    decoder  Conv1d(k, H, 3) - GELU - Upsample(f) - Conv1d(H, H, 5) - GELU - Conv1d(H, D, 5)  (+ mean frame)
+    encoder  Conv1d(D, H, 1) - GELU - Conv1d(H, H, 3) - GELU - Conv1d(H, H, f, stride f) - GELU - Conv1d(H, k, 1)
+    decoder  Conv1d(k, H, 3) - GELU - Upsample(f) - Conv1d(H, H, 3) - GELU - Conv1d(H, H, 3) - GELU - Conv1d(H, D, 1)
+
+(the wide D-dimensional layers are pointwise, so a 513-bin log-STFT costs little on a CPU)
 
 ``D`` input dims (spectral core + extra features), ``H = hidden``, ``k = dim`` latent values per
 code frame, ``f = downsample`` input frames per code frame.
@@ -51,7 +53,7 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         f = downsample
         self.encoder = nn.Sequential(
-            nn.Conv1d(d_in, hidden, 5, padding=2), nn.GELU(),
+            nn.Conv1d(d_in, hidden, 1), nn.GELU(),
             nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU(),
             nn.Conv1d(hidden, hidden, f, stride=f), nn.GELU(),
             nn.Conv1d(hidden, dim, 1),
@@ -59,8 +61,9 @@ class ConvAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             nn.Conv1d(dim, hidden, 3, padding=1), nn.GELU(),
             nn.Upsample(scale_factor=f, mode="nearest") if f > 1 else nn.Identity(),
-            nn.Conv1d(hidden, hidden, 5, padding=2), nn.GELU(),
-            nn.Conv1d(hidden, d_in, 5, padding=2),
+            nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU(),
+            nn.Conv1d(hidden, hidden, 3, padding=1), nn.GELU(),
+            nn.Conv1d(hidden, d_in, 1),
         )
 
     def forward(self, x):

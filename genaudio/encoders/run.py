@@ -151,10 +151,11 @@ def _load(inputs, config: EncoderConfig, *, need_audio: bool, max_segments: int 
         base = dataclasses.replace(config, groups=())
         cfg = config_for_store(store_dir, kind=config.kind, dim=config.dim, groups=config.groups, config=base)
         ids, parts, waves = load_inputs(store_dir, cfg, need_audio=need_audio, max_segments=max_segments,
-                                        progress=progress)
+                                        progress=progress, frames=not need_audio)
         source = {"kind": "features", "store": str(store_dir.resolve()),
                   "config_hash": fstore.read_manifest(store_dir).get("config_hash")}
-        return Segments(ids, waves, None if waves is not None and cfg.kind == "mulaw" else parts, source, []), cfg
+        keep_parts = cfg.kind != "mulaw" and not need_audio
+        return Segments(ids, waves, parts if keep_parts else None, source, []), cfg
     for i in inputs:
         if (i / fstore.MANIFEST).is_file() and not is_features_store(i):
             raise StoreError(f"{i} is a genaudio folder but not a features store")
@@ -172,8 +173,8 @@ def _held_out_waves(segs: Segments, test: np.ndarray, inputs, cfg: EncoderConfig
     # a features store: decode those segments again from their paths
     store_dir = Path(inputs[0])
     want = set(zip(ids.file_id, ids.segment))
-    ids2, _, waves = load_inputs(store_dir, dataclasses.replace(cfg, kind="mulaw", core="log_mel", groups=()),
-                                 need_audio=True, file_ids=sorted(set(ids.file_id)))
+    ids2, _, waves = load_inputs(store_dir, cfg, need_audio=True, file_ids=sorted(set(ids.file_id)),
+                                 frames=False)
     keep = [j for j, r in enumerate(ids2.itertuples()) if (r.file_id, r.segment) in want][:max_eval]
     return ids2.iloc[keep].reset_index(drop=True), [waves[j] for j in keep]
 

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from genaudio import store as fstore
 from genaudio.encoders import framing
 from genaudio.encoders.base import Encoder, EncoderConfig, load_encoder, make_encoder
-from genaudio.errors import EncoderError, GenaudioError, StoreError
+from genaudio.errors import ConfigError, EncoderError, GenaudioError, StoreError
 
 CODES = "codes"
 ENCODER = "encoder"
@@ -186,8 +186,13 @@ def config_for_store(store_dir: str | os.PathLike, *, kind: str = "pca", dim: in
                 n_mels=int(feats.get("n_mels", 128)))
     base.update(options)
     if kind == "mel" and not resolved and "n_mels" not in options:
-        base["dim"] = base["n_mels"]  # the store's mel bands; other sizes need audio (see load_inputs)
-    return make_encoder(config=EncoderConfig(**{**base, "groups": tuple(base["groups"])})).config
+        # mel's size is its band count; dim == the store's n_mels reads the stored frames, any
+        # other size decodes the audio again (see load_inputs)
+        base["n_mels"] = dim
+    try:
+        return make_encoder(config=EncoderConfig(**{**base, "groups": tuple(base["groups"])})).config
+    except ConfigError as e:
+        raise EncoderError(str(e)) from None
 
 
 def _frames_match(store_dir: Path, cfg: EncoderConfig, needed: Sequence[str]) -> bool:
@@ -201,7 +206,7 @@ def _frames_match(store_dir: Path, cfg: EncoderConfig, needed: Sequence[str]) ->
 
 def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segments: int | None = None,
                 file_ids: Sequence[str] | None = None, need_audio: bool = False,
-                progress: bool = False) -> tuple[pd.DataFrame, list[dict[str, np.ndarray]], list[np.ndarray] | None]:
+                progress: bool = False, frames: bool = True) -> tuple[pd.DataFrame, list[dict[str, np.ndarray]], list[np.ndarray] | None]:
     """Encoder inputs of a features store's segments.
 
     The stored ``frames_*`` matrices are used when the store's analysis matches ``config``;
@@ -215,6 +220,8 @@ def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segm
         ``{feature: (dims, time)}`` per segment (empty dicts for ``mulaw``).
     audio : list of np.ndarray or None
         Segment waveforms ``(samples,)`` when they were decoded, else None.
+
+    With ``frames=False`` (and audio decoded) the parts are left empty: only waveforms are wanted.
     """
     store_dir = Path(store_dir)
     manifest = fstore.read_manifest(store_dir)
@@ -264,7 +271,7 @@ def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segm
             raise EncoderError(f"cannot decode segment {r.segment} of {r.path} again: {e}") from None
         y = np.pad(y[:n_seg], (0, max(0, n_seg - len(y)))).astype(np.float32)
         waves.append(y)
-        parts.append({} if config.kind == "mulaw" else enc._frame_parts(y))
+        parts.append({} if config.kind == "mulaw" or not frames else enc._frame_parts(y))
     return ids_sel, parts, waves
 
 

@@ -1,0 +1,65 @@
+"""The torch autoencoder: learns, is seeded, checkpoints and resumes, saves with weights_only."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genaudio.encoders import load_encoder, make_encoder
+from genaudio.encoders.metrics import spectral_convergence
+from genaudio.errors import EncoderError
+
+from .conftest import tone
+
+TINY = dict(hidden=32, batch_size=8, learning_rate=3e-3, n_mels=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tones():
+    return [tone(f, 1.0) for f in (220.0, 330.0, 440.0, 550.0, 660.0)]
+
+
+@pytest.fixture(scope="module")
+def trained(tones):
+    return make_encoder("autoencoder", dim=8, epochs=25, downsample=2, **TINY).fit(tones)
+
+
+def test_learns_and_reconstructs_a_tone(trained):
+    enc = trained
+    assert enc.history[-1] < 0.5 * enc.history[0]
+    y = tone(440.0, 1.0)
+    codes = enc.encode(y)
+    assert codes.shape == ((1 + len(y) // 256 + 1) // 2, 8)
+    assert enc.code_rate_hz == pytest.approx(22050 / 256 / 2)
+    y_hat = enc.reconstruct(y)
+    spec = np.abs(np.fft.rfft(y_hat * np.hanning(len(y_hat))))
+    assert abs(np.argmax(spec) * 22050 / len(y_hat) - 440.0) < 30.0  # about a semitone
+    assert spectral_convergence(y, y_hat) < 0.8
+
+
+def test_seeded_and_saved_without_pickle(tmp_path, tones, trained):
+    again = make_encoder("autoencoder", dim=8, epochs=25, downsample=2, **TINY).fit(tones)
+    np.testing.assert_allclose(again.encode(tones[0]), trained.encode(tones[0]), atol=1e-4)
+    trained.save(tmp_path / "ae")
+    state = torch.load(tmp_path / "ae" / "weights.pt", weights_only=True)  # plain tensors only
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    loaded = load_encoder(tmp_path / "ae")
+    np.testing.assert_array_equal(loaded.encode(tones[1]), trained.encode(tones[1]))
+    (tmp_path / "ae" / "weights.pt").write_bytes(b"garbage")
+    with pytest.raises(EncoderError, match="weights.pt cannot be loaded"):
+        load_encoder(tmp_path / "ae")
+
+
+def test_checkpoint_resumes_an_interrupted_fit(tmp_path, tones):
+    ck = tmp_path / "ck.pt"
+    full = make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones)
+    # an interrupted run: 2 of 4 epochs done, checkpoint on disk
+    make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones, checkpoint=ck)
+    state = torch.load(ck, weights_only=True)
+    state["epoch"] = 4
+    torch.save(state, ck)
+    resumed = make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones, checkpoint=ck)
+    assert len(resumed.history) == 4  # nothing retrained: resumed at the end
+    assert resumed.history == pytest.approx(full.history)
+    with pytest.raises(EncoderError, match="another encoder config"):
+        make_encoder("autoencoder", dim=5, epochs=4, **TINY).fit(tones, checkpoint=ck)
