@@ -387,3 +387,39 @@ def test_report_renders_in_headless_chromium(planted, tmp_path):
         assert heading in dom, heading
     assert "src=\"http" not in dom and "href=\"http" not in dom  # self-contained
     assert page.screenshot_ok
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end on a real extract of samples/
+
+
+@pytest.mark.slow
+def test_real_extract_of_samples_end_to_end(samples_dir, ray_local, tmp_path):
+    from genaudio import extract as ex
+    from genaudio.cli import main
+    from genaudio.cli.extract import _features_option
+    from genaudio.store import read_manifest
+
+    store = tmp_path / "store"
+    r = CliRunner().invoke(main, ["extract", str(samples_dir), "--out", str(store), "-q"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["analyze", str(store), "--out", str(out), "--seed", "0"])
+    assert res.exit_code == 0, res.output
+    assert "cross-validated accuracy" in res.output
+    manifest = read_manifest(store)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["supervised"]["classes"] == ["bells", "drums", "noise", "piano", "strings"]
+    assert summary["sample_sizes"]["rows_used"] == manifest["counts"]["segments"]
+    groups = pd.read_csv(out / "groups.csv")
+    assert set(groups.group) <= {v["group"] for v in manifest["features"].values()}
+    imp = pd.read_csv(out / "importance.csv")
+    feats = set(imp[imp.level == "feature"].feature)
+    assert feats and feats <= set(manifest["features"])
+    assert np.isfinite(imp.score).all()
+    # the subset file feeds back into extract's --features option
+    sub = read_subset(out / "subset.yaml")
+    assert sub["features"] and _features_option((str(out / "subset.yaml"),))["features"] == sub["features"]
+    ex.check_features(ex.load_config({"features": {"features": sub["features"]}}))
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6

@@ -88,10 +88,13 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
                      "least two classes and were skipped; the results are unsupervised only.")
         return None
     idx = np.nonzero(has)[0]
-    if len(idx) > cfg.supervised_rows:
-        idx = np.sort(rng.choice(idx, size=cfg.supervised_rows, replace=False))
-        notes.append(f"Supervised analyses use a random subsample of {len(idx):,} labelled segments "
-                     f"(supervised_rows={cfg.supervised_rows:,}).")
+    d = table.X.shape[1]
+    limit = min(cfg.supervised_rows, max(2_000, cfg.supervised_cells // max(d, 1)))
+    if len(idx) > limit:
+        idx = np.sort(rng.choice(idx, size=limit, replace=False))
+        why = (f"supervised_rows={cfg.supervised_rows:,}" if limit == cfg.supervised_rows else
+               f"supervised_cells={cfg.supervised_cells:,} / {d:,} columns")
+        notes.append(f"Supervised analyses use a random subsample of {len(idx):,} labelled segments ({why}).")
     X = table.X[idx].astype(np.float64)
     y = table.labels[idx]
     files = table.file_ids[idx]
@@ -110,9 +113,10 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
     col_blocks = [np.array([j]) for j in range(table.X.shape[1])]
 
     t = time.perf_counter()
-    accs, perm_c, perm_f, perm_g = [], [], [], []
+    accs, perm_c, perm_f, perm_g, fitted = [], [], [], [], []
     for tr, te in splits:
         m = sup.fit(model, X[tr], y[tr])
+        fitted.append(m)
         accs.append(float(np.mean(m.predict(X[te]) == y[te])))
         kw = dict(repeats=cfg.permutation_repeats, rng=rng)
         perm_c.append(sup.permutation_importance(m, X[te], y[te], col_blocks, **kw))
@@ -137,12 +141,12 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
     only, without = {}, {}
     cache: dict[frozenset, float] = {frozenset(groups): float(np.mean(accs))}
     for g in groups:
-        only[g] = sup.cv_accuracy(model, X, y, splits, group_blocks[g])
+        only[g] = sup.cv_accuracy(model, X, y, splits, group_blocks[g], warm=fitted)
         cache[frozenset([g])] = float(only[g].mean())
         rest = [h for h in groups if h != g]
         if rest:
             cols = np.concatenate([group_blocks[h] for h in rest])
-            without[g] = sup.cv_accuracy(model, X, y, splits, np.sort(cols))
+            without[g] = sup.cv_accuracy(model, X, y, splits, np.sort(cols), warm=fitted)
             cache[frozenset(rest)] = float(without[g].mean())
         else:
             without[g] = np.full(len(splits), np.nan)
@@ -157,7 +161,7 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
         key = frozenset(gs)
         if key not in cache:
             cols = np.sort(np.concatenate([group_blocks[h] for h in gs]))
-            cache[key] = float(sup.cv_accuracy(model, X, y, splits, cols).mean())
+            cache[key] = float(sup.cv_accuracy(model, X, y, splits, cols, warm=fitted).mean())
         return cache[key]
 
     path = sup.greedy_groups(evaluate, groups, goal=goal, first={g: cache[frozenset([g])] for g in groups})

@@ -36,6 +36,10 @@ class AnalyzeConfig:
     supervised_rows : int
         Rows used by the cross-validated classifier, permutation importance and ablations
         (a subsample of the ``max_rows`` sample).
+    supervised_cells : int
+        Cap on rows x columns of the supervised matrix: with many columns fewer rows are used
+        (never fewer than 2,000), so the cost of the ~100 classifier fits of the ablations and
+        the greedy subset stays bounded.
     mi_rows : int
         Rows used by the mutual-information estimator (k-nearest-neighbour, costly on many rows).
     embed_rows : int
@@ -63,6 +67,7 @@ class AnalyzeConfig:
     features: tuple[str, ...] = ()
     max_rows: int = 50_000
     supervised_rows: int = 10_000
+    supervised_cells: int = 4_000_000
     mi_rows: int = 5_000
     embed_rows: int = 1_500
     folds: int = 5
@@ -75,7 +80,7 @@ class AnalyzeConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("max_rows", "supervised_rows", "mi_rows", "embed_rows", "top"):
+        for name in ("max_rows", "supervised_rows", "supervised_cells", "mi_rows", "embed_rows", "top"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.folds < 2:

@@ -52,10 +52,24 @@ def grouped_folds(y: np.ndarray, groups: np.ndarray, *, folds: int, seed: int) -
     return out
 
 
-def fit(model, X: np.ndarray, y: np.ndarray):
+def fit(model, X: np.ndarray, y: np.ndarray, *, warm=None, cols: np.ndarray | None = None):
+    """Fit a fresh copy of ``model``.
+
+    ``warm`` (a fitted scaler + logistic regression on all columns of the same training rows)
+    starts the solver from its coefficients restricted to ``cols``. The problem is convex, so
+    the optimum is the same; ablation fits on 90% of the columns converge in a few iterations
+    instead of from zero.
+    """
+    m = clone(model)
+    if warm is not None and isinstance(m, Pipeline) and isinstance(m.named_steps.get("clf"), LogisticRegression):
+        clf = m.named_steps["clf"]
+        src = warm.named_steps["clf"]
+        clf.set_params(warm_start=True)
+        clf.coef_ = np.array(src.coef_[:, cols] if cols is not None else src.coef_, copy=True)
+        clf.intercept_ = np.array(src.intercept_, copy=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return clone(model).fit(X, y)
+        return m.fit(X, y)
 
 
 class _LinearScorer:
@@ -85,7 +99,7 @@ class _LinearScorer:
         return self.accuracy(self.D)
 
     def permuted(self, X: np.ndarray, cols: np.ndarray, perm: np.ndarray) -> float:
-        diff = X[perm][:, cols] - X[:, cols]
+        diff = X[np.ix_(perm, cols)] - X[:, cols]  # only the shuffled columns are copied
         return self.accuracy(self.D + diff @ self.W[:, cols].T)
 
 
@@ -136,12 +150,16 @@ def permutation_importance(model, X: np.ndarray, y: np.ndarray, blocks: Iterable
     return out
 
 
-def cv_accuracy(model, X: np.ndarray, y: np.ndarray, splits, cols: np.ndarray | None = None) -> np.ndarray:
-    """Held-out accuracy of each fold, using only columns ``cols`` (all when ``None``)."""
+def cv_accuracy(model, X: np.ndarray, y: np.ndarray, splits, cols: np.ndarray | None = None,
+                warm: list | None = None) -> np.ndarray:
+    """Held-out accuracy of each fold, using only columns ``cols`` (all when ``None``).
+
+    ``warm``: per fold, the model fitted on all columns (see :func:`fit`).
+    """
     Xc = X if cols is None else X[:, cols]
     accs = []
-    for tr, te in splits:
-        m = fit(model, Xc[tr], y[tr])
+    for i, (tr, te) in enumerate(splits):
+        m = fit(model, Xc[tr], y[tr], warm=warm[i] if warm else None, cols=cols)
         accs.append(float(np.mean(m.predict(Xc[te]) == y[te])))
     return np.asarray(accs)
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import click
 
-from genaudio.errors import ConfigError
-
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     out = []
@@ -59,8 +57,6 @@ def command(store, out, label_column, features, max_rows, supervised_rows, folds
         "supervised_rows": supervised_rows, "folds": folds, "classifier": classifier,
         "corr_threshold": corr_threshold, "target": target, "embedding": embedding, "top": top, "seed": seed,
     })
-    if max_rows < 1:
-        raise ConfigError("--max-rows must be at least 1")
     result = analyze(store, out, cfg)
     s = result.sample_sizes
     sv = result.supervised
