@@ -1,0 +1,51 @@
+"""`genaudio train` and `genaudio generate` on a real encoded store."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from genaudio.cli import main
+
+
+@pytest.mark.slow
+def test_train_then_generate(encoded_store, tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(encoded_store), "--model", "lstm", "--hidden", "16", "--layers", "1",
+                                  "--context", "12", "--epochs", "2", "--batch-size", "8",
+                                  "--set", "score.n_clips=4", "--set", "lstm.head=mdn", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    assert "epoch 1/2" in r.output and "epoch 2/2" in r.output and "score: frechet" in r.output
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "ok" and len(m["history"]) == 2
+    final = m["final"]
+    assert final["comparable"] is True and final["space"] == "features" and final["reference"] == "original"
+    assert final["frechet"] >= 0 and 0 <= final["ndb"] <= final["ndb_k"] and "val_loss" in final
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.pt").is_file()
+
+    # a second train into the same folder is refused in one line; --resume continues it
+    r = CliRunner().invoke(main, ["train", str(encoded_store), "--model", "lstm", "--out", str(run)])
+    assert r.exit_code == 2 and "--resume" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["train", str(encoded_store), "--config", str(run / "config.yaml"), "--epochs", "3",
+                                  "--no-score", "--resume", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    assert "epoch 3/3" in r.output and "epoch 1/3" not in r.output
+
+    out = tmp_path / "clips"
+    r = CliRunner().invoke(main, ["generate", str(run), "--n", "2", "--seconds", "1.5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    for i in range(2):
+        info = sf.info(out / f"clip_{i:02d}.wav")
+        assert info.samplerate == 16000 and info.frames == 24000
+        assert (out / f"clip_{i:02d}.png").stat().st_size > 10_000
+
+
+def test_bad_input_is_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["train", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and r.output.startswith("error:") and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["train", str(tmp_path), "--set", "lstm.hiden=3", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "unknown option" in r.output
+    r = CliRunner().invoke(main, ["generate", str(tmp_path), "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "no checkpoint" in r.output
