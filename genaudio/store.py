@@ -41,7 +41,7 @@ ERRORS = "errors.parquet"
 IDENTITY_COLUMNS = ("file_id", "path", "label", "segment", "start_s", "duration_s")
 FRAME_PREFIX = "frames_"
 # feature names may contain underscores; the first `_<2-3 digits>_` splits feature from stat
-SUMMARY_COLUMN = re.compile(r"^(?P<feature>[a-z][a-z0-9_]*?)_(?P<dim>\d{2,3})_(?P<stat>[a-z][a-z_]*)$")
+SUMMARY_COLUMN = re.compile(r"^(?P<feature>[a-z][a-z0-9_]*?)_(?P<dim>\d{2,4})_(?P<stat>[a-z][a-z_]*)$")
 
 
 def summary_column(feature: str, dim: int, stat: str) -> str:

@@ -59,8 +59,10 @@ class FeatureSpec:
     description : str
         What it is, with units.
     cost : int
-        Relative cost 1 (negligible once the shared intermediates exist) to 5 (seconds per clip),
-        measured on 30 s clips at 22.05 kHz (see ``docs/features.md``).
+        Relative cost from the CPU time of the feature alone (with the intermediates it needs)
+        on a 30 s clip at 22.05 kHz, one thread: 1 <= 20 ms, 2 <= 100 ms, 3 <= 300 ms,
+        4 <= 3 s, 5 > 3 s. Features sharing intermediates cost much less together (the CQT is
+        paid once for chroma_cqt, chroma_cens, tonnetz and cqt).
     default : bool
         In the default set (:func:`default_features`).
     needs : tuple of str
@@ -140,44 +142,44 @@ _add("clipping_ratio", "waveform", 1, False,
 # --- spectrum (time-frequency representations) --------------------------------------------------
 _add("stft_db", "spectrum", _N_BINS, True,
      "log STFT magnitude, 1 + n_fft/2 linear-frequency bins (dB re 1.0, top_db 80)",
-     cost=1, default=False, needs=_MAG,
+     cost=2, default=False, needs=_MAG,
      reference="librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)), ref=1.0)")
 _add("melspectrogram", "spectrum", lambda c: c.n_mels, True,
-     "mel power spectrogram, n_mels bands (power, full scale sine ~ (n_fft/4)**2)",
-     cost=1, default=False, needs=_MEL,
+     "mel power spectrogram, n_mels bands (|STFT|**2 through mel filters, linear power)",
+     cost=2, default=False, needs=_MEL,
      reference="librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("log_mel", "spectrum", lambda c: c.n_mels, True,
      "log mel spectrogram, n_mels bands (dB re 1.0, top_db 80)",
-     cost=1, default=True, needs=_LOGMEL,
+     cost=2, default=True, needs=_LOGMEL,
      reference="librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, ...))")
 _add("cqt", "spectrum", lambda c: c.n_octaves * c.bins_per_octave, True,
      "log constant-Q magnitude, n_octaves * bins_per_octave bins from fmin (dB re 1.0, top_db 80)",
-     cost=4, default=False, needs=_CQT,
+     cost=3, default=False, needs=_CQT,
      reference="librosa.amplitude_to_db(np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, "
                "n_bins=n_octaves*bins_per_octave, bins_per_octave=bins_per_octave, tuning=None)), ref=1.0) "
                "(tuning estimated, as in chroma_cqt)")
 _add("ltas", "spectrum", _N_BINS, False,
      "long-term average spectrum: mean power per linear STFT bin over the clip (dB re 1.0, top_db 80)",
-     cost=1, default=False, needs=_POW,
+     cost=2, default=False, needs=_POW,
      reference="librosa.power_to_db(np.mean(np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))**2, axis=-1))")
 _add("ltas_mel", "spectrum", lambda c: c.n_mels, False,
      "long-term average spectrum on the mel scale: mean mel power per band (dB re 1.0, top_db 80)",
-     cost=1, default=True, needs=_MEL,
+     cost=2, default=True, needs=_MEL,
      reference="librosa.power_to_db(np.mean(librosa.feature.melspectrogram(y=y, sr=sr, ...), axis=-1))")
 
 # --- spectral shape ----------------------------------------------------------------------------
 _add("spectral_centroid", "spectral", 1, True, "magnitude-weighted mean frequency per frame (Hz)",
-     cost=1, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG,
      reference="librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_bandwidth", "spectral", 1, True, "magnitude-weighted spread around the centroid (Hz, p=2)",
-     cost=1, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG,
      reference="librosa.feature.spectral_bandwidth(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_rolloff", "spectral", 1, True, "frequency below which roll_percent of the magnitude lies (Hz)",
-     cost=1, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG,
      reference="librosa.feature.spectral_rolloff(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, roll_percent=roll_percent)")
 _add("spectral_flatness", "spectral", 1, True,
      "geometric / arithmetic mean of the power spectrum per frame (0 tonal - 1 noise-like)",
-     cost=1, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG,
      reference="librosa.feature.spectral_flatness(y=y, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_contrast", "spectral", lambda c: c.n_bands + 1, True,
      "peak-valley difference per octave sub-band from 200 Hz, n_bands + 1 rows (dB)",
@@ -185,18 +187,18 @@ _add("spectral_contrast", "spectral", lambda c: c.n_bands + 1, True,
      reference="librosa.feature.spectral_contrast(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_bands=n_bands)")
 _add("poly_features", "spectral", lambda c: c.poly_order + 1, True,
      "coefficients of a poly_order polynomial fitted to each magnitude spectrum (highest order first)",
-     cost=1, default=False, needs=_MAG,
+     cost=2, default=False, needs=_MAG,
      reference="librosa.feature.poly_features(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, order=poly_order)")
 
 # --- cepstral ----------------------------------------------------------------------------------
 _add("mfcc", "cepstral", lambda c: c.n_mfcc, True, "mel-frequency cepstral coefficients (DCT-II of log_mel, dB units)",
-     cost=1, default=True, needs=_LOGMEL + ("mfcc",),
+     cost=2, default=True, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("mfcc_delta", "cepstral", lambda c: c.n_mfcc, True, "first time derivative of mfcc (per frame, width 9)",
-     cost=1, default=False, needs=_LOGMEL + ("mfcc",),
+     cost=2, default=False, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.delta(mfcc)")
 _add("mfcc_delta2", "cepstral", lambda c: c.n_mfcc, True, "second time derivative of mfcc (per frame^2, width 9)",
-     cost=1, default=False, needs=_LOGMEL + ("mfcc",),
+     cost=2, default=False, needs=_LOGMEL + ("mfcc",),
      reference="librosa.feature.delta(mfcc, order=2)")
 
 # --- tonal -------------------------------------------------------------------------------------
@@ -206,31 +208,31 @@ _add("chroma_stft", "tonal", lambda c: c.n_chroma, True,
      reference="librosa.feature.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_chroma=n_chroma)")
 _add("chroma_cqt", "tonal", lambda c: c.n_chroma, True,
      "pitch-class energy from the CQT, max-normalised per frame (0-1)",
-     cost=4, default=True, needs=_CQT + ("chroma_cqt",),
+     cost=3, default=True, needs=_CQT + ("chroma_cqt",),
      reference="librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 _add("chroma_cens", "tonal", lambda c: c.n_chroma, True,
      "chroma energy normalised statistics (quantised, smoothed over 41 frames, unit L2 norm)",
-     cost=4, default=True, needs=_CQT,
+     cost=3, default=True, needs=_CQT,
      reference="librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 _add("chroma_vqt", "tonal", lambda c: 12, True,
      "pitch-class energy from a just-intonation VQT (vqt_intervals, 12 bins/octave), max-normalised; "
-     "opt-in, computes its own VQT", cost=4, default=False, needs=(),
+     "opt-in, computes its own VQT", cost=3, default=False, needs=(),
      reference="librosa.feature.chroma_vqt(y=y, sr=sr, hop_length=hop_length, fmin=fmin, intervals=vqt_intervals, "
                "bins_per_octave=12, n_octaves=n_octaves)")
 _add("tonnetz", "tonal", 6, True,
      "tonal centroid: fifths, minor and major thirds as (sin, cos) pairs of the L1-normalised CQT chroma",
-     cost=4, default=True, needs=_CQT + ("chroma_cqt",),
+     cost=3, default=True, needs=_CQT + ("chroma_cqt",),
      reference="librosa.feature.tonnetz(y=y, sr=sr, hop_length=hop_length, fmin=fmin, n_chroma=n_chroma, "
                "bins_per_octave=bins_per_octave, n_octaves=n_octaves)")
 
 # --- rhythm ------------------------------------------------------------------------------------
 _add("onset_strength", "rhythm", 1, True, "spectral flux of log_mel (mean positive dB increase per frame)",
-     cost=1, default=True, needs=_ONSET,
+     cost=2, default=True, needs=_ONSET,
      reference="librosa.onset.onset_strength(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)")
 _add("tempo", "rhythm", 1, False, "global tempo estimate of the clip (beats per minute)",
-     cost=1, default=True, needs=_ONSET + ("tempo",),
+     cost=2, default=True, needs=_ONSET + ("tempo",),
      reference="librosa.feature.tempo(y=y, sr=sr, hop_length=hop_length)")
 _add("tempogram", "rhythm", lambda c: c.tempogram_win_length, True,
      "local autocorrelation of the onset envelope, one row per lag of 0..win_length-1 frames (max-normalised)",
@@ -242,25 +244,25 @@ _add("fourier_tempogram", "rhythm", lambda c: c.tempogram_win_length // 2 + 1, T
      reference="np.abs(librosa.feature.fourier_tempogram(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length))")
 _add("tempogram_ratio", "rhythm", 13, True,
      "tempogram energy at 13 metrical ratios of the per-frame tempo (4, 8/3, 3, 2, ..., 1/4)",
-     cost=2, default=False, needs=_ONSET + ("tempogram",),
+     cost=3, default=False, needs=_ONSET + ("tempogram",),
      reference="librosa.feature.tempogram_ratio(y=y, sr=sr, hop_length=hop_length, win_length=tempogram_win_length)")
 _add("beats", "rhythm", 1, True, "beat indicator per frame (1 on a tracked beat, else 0)",
-     cost=1, default=False, needs=_BEATS,
+     cost=2, default=False, needs=_BEATS,
      reference="librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1] as a frame indicator")
 _add("beat_count", "rhythm", 1, False, "number of tracked beats in the clip",
-     cost=1, default=True, needs=_BEATS,
+     cost=2, default=True, needs=_BEATS,
      reference="len(librosa.beat.beat_track(y=y, sr=sr, hop_length=hop_length)[1])")
 _add("beat_rate", "rhythm", 1, False, "tracked beats per second of audio (Hz)",
-     cost=1, default=True, needs=_BEATS,
+     cost=2, default=True, needs=_BEATS,
      reference="beat_count / (len(y) / sr)")
 _add("onset_rate", "rhythm", 1, False, "detected onsets per second of audio (Hz)",
-     cost=1, default=True, needs=_ONSET,
+     cost=2, default=True, needs=_ONSET,
      reference="len(librosa.onset.onset_detect(y=y, sr=sr, hop_length=hop_length)) / (len(y) / sr)")
 
 # --- harmonic / percussive ---------------------------------------------------------------------
 _add("hp_ratio_db", "harmonic", 1, False,
      "harmonic-to-percussive energy ratio of the clip from median-filter HPSS (dB; 0 dB for silence)",
-     cost=3, default=False, needs=("stft", "hpss"),
+     cost=4, default=False, needs=("stft", "hpss"),
      reference="H, P = librosa.decompose.hpss(librosa.stft(y, ...)); 10*log10(sum|H|^2 / sum|P|^2)")
 
 # --- pitch -------------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ _add("pyin_voiced_prob", "pitch", 1, True, "pYIN voicing probability per frame (
      reference="librosa.pyin(y, fmin=pitch_fmin, fmax=pitch_fmax, sr=sr, frame_length=n_fft, "
                "hop_length=hop_length, fill_na=None)[2]")
 _add("yin_f0", "pitch", 1, True, "YIN fundamental frequency per frame (Hz), no voicing decision",
-     cost=2, default=False, needs=(),
+     cost=3, default=False, needs=(),
      reference="librosa.yin(y, fmin=pitch_fmin, fmax=pitch_fmax, sr=sr, frame_length=n_fft, hop_length=hop_length)")
 
 #: The catalog: name -> spec, in display order.

@@ -264,3 +264,10 @@ def test_summary_is_finite_on_degenerate_input(signal):
         assert s["crest_factor_db_00_value"] == 0.0
         assert s["mfcc_00_std"] == 0.0 and s["mfcc_00_skew"] == 0.0 and s["mfcc_00_kurtosis"] == 0.0
         assert s["beat_count_00_value"] == 0.0
+
+
+def test_wide_features_have_parseable_summary_columns():
+    """ltas / stft_db have 1 + n_fft/2 = 1025 dims: 4-digit dims must round-trip through the store."""
+    s = summarize({"ltas": np.zeros(1025, np.float32)})
+    assert "ltas_1024_value" in s
+    assert parse_summary_column("ltas_1024_value") == ("ltas", 1024, "value")
