@@ -28,8 +28,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
               help="Stored precision of the codes (uint8: per-dimension 8-bit quantisation).")
 @click.option("--downsample", default=1, show_default=True, type=int, help="Input frames per code frame.")
 @click.option("--whiten/--no-whiten", default=False, show_default=True, help="PCA: unit-variance codes.")
-@click.option("--epochs", default=60, show_default=True, type=int, help="Autoencoder training epochs.")
-@click.option("--hidden", default=256, show_default=True, type=int, help="Autoencoder hidden channels.")
+@click.option("--epochs", default=30, show_default=True, type=int, help="Autoencoder training epochs.")
+@click.option("--hidden", default=128, show_default=True, type=int, help="Autoencoder hidden channels.")
 @click.option("--device", default="auto", show_default=True, help="Autoencoder device: auto, cpu, cuda[:N].")
 @click.option("--sample-rate", default=22050, show_default=True, type=int,
               help="Audio inputs: analysis rate in Hz (a features store sets its own).")

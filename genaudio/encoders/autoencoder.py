@@ -118,7 +118,8 @@ class AutoencoderEncoder(Encoder):
                 z = np.pad(z, ((0, 0), (0, crop - z.shape[1])), mode="edge")
             data.append(torch.from_numpy(np.ascontiguousarray(z)))
         total = sum(z.shape[1] for z in data)
-        steps = max(4, math.ceil(total / (c.batch_size * crop)))
+        # an epoch is one pass over the frames in random crops, at most 200 batches (big stores)
+        steps = max(4, min(200, math.ceil(total / (c.batch_size * crop))))
         self.model = self._build().to(device)
         opt = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.learning_rate, total_steps=c.epochs * steps,

@@ -85,10 +85,10 @@ class EncoderConfig:
     whiten: bool = False
     downsample: int = 1
     precision: str = "float16"
-    epochs: int = 60
+    epochs: int = 30
     batch_size: int = 16
     learning_rate: float = 2e-3
-    hidden: int = 256
+    hidden: int = 128
     device: str = "auto"
     seed: int = 0
     griffin_lim_iters: int = 64
@@ -300,6 +300,10 @@ class Encoder:
         """
         if isinstance(x, Mapping):
             parts = x
+            name = framing.core_feature(self.config.core)
+            if name and name not in parts and self.config.core in parts:
+                # accept the core under its option name too ({"log_stft": ...} for catalog "stft_db")
+                parts = {**parts, name: parts[self.config.core]}
         else:
             arr = np.asarray(x)
             if arr.ndim == 1:
@@ -333,7 +337,12 @@ class Encoder:
         if not items:
             raise EncoderError("no training data: the input holds no segments")
         first = items[0]
-        parts = first if isinstance(first, Mapping) else None
+        parts = None
+        if isinstance(first, Mapping):
+            name = framing.core_feature(self.config.core)
+            parts = first
+            if name and name not in first and self.config.core in first:
+                parts = {**first, name: first[self.config.core]}
         if parts is None and _is_waveform(np.asarray(first)):
             parts = self._frame_parts(np.asarray(first))
             items = [parts] + items[1:]
