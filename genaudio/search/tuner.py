@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ray.tune.search.optuna import OptunaSearch
+
 from genaudio.config import config_hash, to_dict
 from genaudio.errors import ConfigError, SearchError
 from genaudio.search.session import METRIC
@@ -205,6 +207,24 @@ def cluster_slots(res: TrialResources, family: str = "lstm") -> int:
 # Tuner
 
 
+class StudySearch(OptunaSearch):
+    """OptunaSearch whose study outlives the driver (SQLite), made safe for ``--resume``.
+
+    The searcher is restored from Tune's last snapshot, while the study on disk may be newer: a
+    trial the snapshot still thinks running may be finished in the study. Reporting to it raises
+    ``UpdateFinishedTrialError`` in Optuna, which would stop the resumed search; the study
+    already holds that trial's outcome, so the late report is dropped.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        import optuna
+
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._completed_trials.add(trial_id)
+
+
 def make_searcher(space_fn: Callable, cfg: SearchConfig, run_dir: Path, *, metric: str = METRIC,
                   mode: str = "min"):
     """OptunaSearch over ``space_fn`` with its study in ``RUN/study.db`` (SQLite).
@@ -214,7 +234,6 @@ def make_searcher(space_fn: Callable, cfg: SearchConfig, run_dir: Path, *, metri
     ``searcher="random"`` uses Optuna's RandomSampler on the same space (same seed).
     """
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if cfg.searcher == "random":
@@ -224,8 +243,8 @@ def make_searcher(space_fn: Callable, cfg: SearchConfig, run_dir: Path, *, metri
         sampler = optuna.samplers.TPESampler(
             seed=cfg.seed, n_startup_trials=max(3, min(10, cfg.trials // 3)), constant_liar=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
-    return OptunaSearch(space_fn, metric=metric, mode=mode, sampler=sampler, storage=storage,
-                        study_name=STUDY_NAME)
+    return StudySearch(space_fn, metric=metric, mode=mode, sampler=sampler, storage=storage,
+                       study_name=STUDY_NAME)
 
 
 def make_scheduler(cfg: SearchConfig, *, metric: str = METRIC, mode: str = "min"):
