@@ -21,7 +21,8 @@ def periodic_codes(*, n_files: int = 6, per_file: int = 3, frames: int = 60, dim
     return SequenceData(codes, np.array(fids), code_rate_hz=20.0)
 
 
-def build_encoded_store(out, files, *, sr: int = 16000, seg: float = 1.0, core: str = "log_stft"):
+def build_encoded_store(out, files, *, sr: int = 16000, seg: float = 1.0, core: str = "log_stft",
+                        groups: tuple = (), dim: int = 8):
     """A real encoded store (PCA on log-STFT frames, Griffin-Lim decoder) of 1-s segments of the
     sample clips, written with the encoders' own API; the encoder's train/test split is by file."""
     from genaudio.audio import load
@@ -39,7 +40,7 @@ def build_encoded_store(out, files, *, sr: int = 16000, seg: float = 1.0, core: 
             rows.append({"file_id": f"f{i}", "path": str(path), "label": path.parent.name, "segment": s,
                          "start_s": s * seg, "duration_s": seg, "split": "test" if i in (1, 5) else "train"})
     ids = pd.DataFrame(rows)
-    enc = make_encoder(config=EncoderConfig(kind="pca", dim=8, core=core, sample_rate=sr, n_fft=512,
+    enc = make_encoder(config=EncoderConfig(kind="pca", dim=dim, core=core, groups=groups, sample_rate=sr, n_fft=512,
                                             hop_length=256, griffin_lim_iters=8, precision="float32"))
     enc.fit([c for c, r in zip(clips, rows) if r["split"] == "train"])
     data = CodesData([enc.encode(c) for c in clips], ids, enc)

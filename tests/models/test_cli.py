@@ -49,3 +49,25 @@ def test_bad_input_is_one_line(tmp_path):
     assert r.exit_code == 2 and "unknown option" in r.output
     r = CliRunner().invoke(main, ["generate", str(tmp_path), "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "no checkpoint" in r.output
+
+
+@pytest.mark.slow
+def test_encoder_without_audio_decoder_scores_in_code_space(sample_files, tmp_path):
+    from .synth import build_encoded_store
+
+    enc = build_encoded_store(tmp_path / "ENC", sample_files, core="none", groups=("mfcc",), dim=4)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", str(enc), "--model", "gan", "--patch", "16", "--channels", "16",
+                                  "--layers", "2", "--latent", "8", "--epochs", "1", "--batch-size", "8",
+                                  "--set", "score.n_clips=4", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    assert "not comparable" in r.output
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert final["comparable"] is False and final["space"] == "codes" and final["frechet"] >= 0
+    r = CliRunner().invoke(main, ["generate", str(run), "--n", "1", "--seconds", "2", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert "no audio decoder" in r.output
+    import numpy as np
+
+    codes = np.load(tmp_path / "c" / "clip_00.npy")
+    assert codes.shape[1] == 4 and codes.shape[0] == 125  # 2 s at 62.5 Hz
