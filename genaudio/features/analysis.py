@@ -240,8 +240,10 @@ def _beat_indicator(a: Analysis) -> np.ndarray:
 
 def _hp_ratio_db(a: Analysis) -> float:
     h, p = a.hpss
-    eh = float(np.sum(np.abs(h) ** 2))
-    ep = float(np.sum(np.abs(p) ** 2))
+    # librosa's soft masks are 0/0 = NaN where both median-filtered spectra vanish (silent bins
+    # of very short clips); those bins hold no energy, so NaN counts as 0
+    eh = float(np.nansum(np.abs(h) ** 2))
+    ep = float(np.nansum(np.abs(p) ** 2))
     if eh + ep <= 0.0:
         return 0.0  # silence: neither part dominates
     return 10.0 * np.log10((eh + _EPS) / (ep + _EPS))

@@ -14,7 +14,7 @@ from genaudio.config import FeatureConfig
 
 def _hp_ratio(y, c):
     h, p = librosa.decompose.hpss(librosa.stft(y, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length))
-    eh, ep = float(np.sum(np.abs(h) ** 2)), float(np.sum(np.abs(p) ** 2))
+    eh, ep = float(np.nansum(np.abs(h) ** 2)), float(np.nansum(np.abs(p) ** 2))
     return [0.0 if eh + ep <= 0 else 10 * np.log10((eh + 1e-12) / (ep + 1e-12))]
 
 
