@@ -263,7 +263,7 @@ _add("onset_rate", "rhythm", 1, False, "detected onsets per second of audio (Hz)
 _add("hp_ratio_db", "harmonic", 1, False,
      "harmonic-to-percussive energy ratio of the clip from median-filter HPSS (dB; 0 dB for silence)",
      cost=4, default=False, needs=("stft", "hpss"),
-     reference="H, P = librosa.decompose.hpss(librosa.stft(y, ...)); 10*log10(sum|H|^2 / sum|P|^2)")
+     reference="H, P = librosa.decompose.hpss(librosa.stft(y, ...)); 10*log10(nansum |H|^2 / nansum |P|^2)")
 
 # --- pitch -------------------------------------------------------------------------------------
 _add("pyin_f0", "pitch", 1, True,
