@@ -72,25 +72,50 @@ def _mk(p, seconds, sr, channels, seed):
     return p
 
 
-def time_loop(files: list[Path], cfg: ex.ExtractConfig, out: Path) -> float:
-    """The per-file function in a plain loop, writing one Parquet file per input (warm already)."""
+def _cpu(proc) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def time_loop(files: list[Path], cfg: ex.ExtractConfig, out: Path) -> tuple[float, float]:
+    """The per-file function in a plain loop, writing one Parquet file per input (warm already).
+    Returns (wall seconds, CPU seconds)."""
     manifest = ex.discover(files)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for af in manifest:
         seg, status = ex.process_group([af], cfg, gid=af.file_id)
         if seg:
             store.atomic_write_bytes(out / f"{af.file_id}.parquet", seg)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def time_ray(files: list[Path], cfg: ex.ExtractConfig, out: Path, cpus: int) -> tuple[float, ex.ExtractResult]:
+def time_ray(files: list[Path], cfg: ex.ExtractConfig, out: Path, cpus: int
+             ) -> tuple[float, float, float, ex.ExtractResult]:
+    """`run_extract` on a fresh embedded Ray of ``cpus`` CPUs, started and stopped inside the timing.
+
+    Returns (wall s, CPU s of this process and every Ray process it started, Ray init s, result).
+    CPU time does not grow when other jobs share the machine, wall time does.
+    """
+    import psutil
+    import ray
+
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
+    me = psutil.Process()
+    t0, c0 = time.perf_counter(), _cpu(me)
+    ex._connect(None, cpus)  # the same embedded start run_extract does, so it can be timed apart
+    t_init = time.perf_counter() - t0
     res = ex.run_extract(files, out, config=cfg, num_cpus=cpus, progress=False)
+    cpu = _cpu(me) - c0
+    for p in me.children(recursive=True):  # raylet, gcs, workers, actors (still alive here)
+        try:
+            cpu += _cpu(p)
+        except psutil.Error:
+            pass
+    ray.shutdown()
     wall = time.perf_counter() - t0
     assert res.files_ok == len(files) and res.processed == len(files), res.summary()
-    return wall, res
+    return wall, cpu, t_init, res
 
 
 def slope(t1: float, t3: float, n: int) -> tuple[float, float]:
@@ -125,17 +150,22 @@ def main() -> None:
     ex.segment_schema(cfg_small)
 
     res: dict = {}
+    cpu: dict = {}
+    inits = []
     for name, corpus, c in (("normal", normal, cfg), ("small", small, cfg_small)):
         for k in (1, 3):
-            res[(name, "loop", k)] = time_loop(corpus[k], c, work / f"loop-{name}{k}")
-            print(f"{name} x{k} loop: {res[(name, 'loop', k)]:.1f} s", file=sys.stderr, flush=True)
+            res[(name, "loop", k)], cpu[(name, "loop", k)] = time_loop(corpus[k], c, work / f"loop-{name}{k}")
+            print(f"{name} x{k} loop: {res[(name, 'loop', k)]:.1f} s (cpu {cpu[(name, 'loop', k)]:.1f} s)",
+                  file=sys.stderr, flush=True)
         cpu_list = (1, args.cpus) if name == "normal" else (1,)
         for cpus in cpu_list:
             for k in (1, 3):
-                wall, r = time_ray(corpus[k], c, work / f"ray{cpus}-{name}{k}", cpus)
+                wall, c_s, t_init, r = time_ray(corpus[k], c, work / f"ray{cpus}-{name}{k}", cpus)
                 res[(name, f"ray{cpus}", k)] = wall
+                cpu[(name, f"ray{cpus}", k)] = c_s
                 res[(name, f"ray{cpus}", k, "res")] = r
-                print(f"{name} x{k} ray {cpus} cpu: {wall:.1f} s (ray init {r.startup_s:.1f} s)",
+                inits.append(t_init)
+                print(f"{name} x{k} ray {cpus} cpu: {wall:.1f} s (cpu {c_s:.1f} s, ray init {t_init:.1f} s)",
                       file=sys.stderr, flush=True)
 
     n, sn = args.n, args.small_n
@@ -144,6 +174,12 @@ def main() -> None:
     rc_s, rc_i = slope(res[("normal", f"ray{args.cpus}", 1)], res[("normal", f"ray{args.cpus}", 3)], n)
     sl_s, _ = slope(res[("small", "loop", 1)], res[("small", "loop", 3)], sn)
     s1_s, s1_i = slope(res[("small", "ray1", 1)], res[("small", "ray1", 3)], sn)
+    # the same slopes in CPU seconds (immune to other jobs on the machine)
+    cl, _ = slope(cpu[("normal", "loop", 1)], cpu[("normal", "loop", 3)], n)
+    c1, c1_i = slope(cpu[("normal", "ray1", 1)], cpu[("normal", "ray1", 3)], n)
+    cc, cc_i = slope(cpu[("normal", f"ray{args.cpus}", 1)], cpu[("normal", f"ray{args.cpus}", 3)], n)
+    csl, _ = slope(cpu[("small", "loop", 1)], cpu[("small", "loop", 3)], sn)
+    cs1, cs1_i = slope(cpu[("small", "ray1", 1)], cpu[("small", "ray1", 3)], sn)
 
     def maxrss(key):
         files = store.read_files(res[key].out)
@@ -159,7 +195,13 @@ def main() -> None:
         "per_file_s": {"loop": round(loop_s, 3), "ray1": round(r1_s, 3), f"ray{args.cpus}": round(rc_s, 3)},
         "per_small_file_s": {"loop": round(sl_s, 4), "ray1": round(s1_s, 4)},
         "startup_s": {"ray1": round(r1_i, 1), f"ray{args.cpus}": round(rc_i, 1), "small_ray1": round(s1_i, 1),
-                      "ray_init": round(res[("normal", "ray1", 1, "res")].startup_s, 1)},
+                      "ray_init_median": round(float(np.median(inits)), 1)},
+        "cpu_s_per_file": {"loop": round(cl, 3), "ray1": round(c1, 3), f"ray{args.cpus}": round(cc, 3),
+                           "small_loop": round(csl, 4), "small_ray1": round(cs1, 4)},
+        "startup_cpu_s": {"ray1": round(c1_i, 1), f"ray{args.cpus}": round(cc_i, 1)},
+        "ray_cpu_overhead_vs_loop": round(c1 / cl - 1, 3),
+        "ray_cpu_overhead_vs_loop_all_cores": round(cc / cl - 1, 3),
+        "small_files_cpu_overhead_vs_loop": round(cs1 / csl - 1, 3),
         "worker_maxrss_mb": {"normal": round(maxrss(("normal", "ray1", 3, "res")), 0),
                              "small": round(maxrss(("small", "ray1", 3, "res")), 0)},
         "driver_maxrss_mb": round(psutil.Process().memory_info().rss / 2**20, 0),

@@ -200,10 +200,10 @@ def test_samples_end_to_end_and_rerun_is_a_noop(sample_files, samples_dir, ray_l
     assert set(pdf["label"]) == {"bells", "drums", "noise", "piano", "strings"}
     plf = pl.read_parquet(seg_dir)
     assert plf.height == len(pdf)
-    assert duckdb.sql(f"select count(*) from read_parquet('{seg_dir}')").fetchone()[0] == len(pdf)
+    assert duckdb.sql(f"select count(*) from read_parquet('{seg_dir}')").fetchall()[0][0] == len(pdf)
     for t in (store.FILES, store.ERRORS):
         assert len(pd.read_parquet(out / t)) == len(pl.read_parquet(out / t)) == \
-            duckdb.sql(f"select count(*) from read_parquet('{out / t}')").fetchone()[0]
+            duckdb.sql(f"select count(*) from read_parquet('{out / t}')").fetchall()[0][0]
     assert len(pd.read_parquet(out / store.FILES)) == len(sample_files)
     # frame matrices: one fixed shape per feature, as the manifest says
     for name, (dims, t) in m["frame_shapes"].items():
