@@ -105,7 +105,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], trials: pd.DataFrame, to
     ax.set(xlabel="epoch", ylabel="per-epoch score (code Frechet / dim, lower is better)",
            title="Learning curves (top trials in colour, others grey)")
     ax.grid(alpha=0.3)
-    if drawn:
+    if ax.get_legend_handles_labels()[1]:
         ax.legend(fontsize=8, loc="upper right")
     return _save(fig, path)
 
@@ -175,7 +175,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], path: Path, *,
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("Parameters vs score (each line a trial; thick = top trials; missing axis = not sampled)")
+    ax.set_title("Parameters vs score (one line per trial; thick = top trials)")
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label="best per-epoch score (lower is better)")
     return _save(fig, path)

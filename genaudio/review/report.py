@@ -15,6 +15,7 @@ import html
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,13 @@ def param_importances(run_dir: Path) -> dict[str, Any]:
 
     for name, ev in (("PED-ANOVA", PedAnovaImportanceEvaluator()), ("fANOVA", FanovaImportanceEvaluator(seed=0))):
         try:
-            vals = optuna.importance.get_param_importances(clean, evaluator=ev)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                vals = optuna.importance.get_param_importances(clean, evaluator=ev)
+            for w in caught:  # e.g. "some regimes have less than 2 trials": shown, not printed
+                note = f"{name}: {w.message}"
+                if note not in out["notes"]:
+                    out["notes"].append(note)
         except Exception as e:
             out["notes"].append(f"{name}: {type(e).__name__}: {e}")
             continue
@@ -341,7 +348,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .card h3{margin:0 0 6px 0;font-size:1.05em} .card table{width:100%}
 pre.cmd{background:#272822;color:#f8f8f2;padding:6px;border-radius:4px;white-space:pre-wrap;word-break:break-all;font-size:.78em;margin:6px 0}
 button.copy{font-size:.8em;cursor:pointer} img.plot{max-width:100%;border:1px solid #eee}
-.clips{display:flex;flex-wrap:wrap;gap:10px}.clip{width:330px;font-size:.8em}.clip img{width:100%}.clip audio{width:100%}
+.clips{display:flex;flex-wrap:wrap;gap:10px}.clip{width:420px;font-size:.8em}.clip img{width:100%}.clip audio{width:100%}
 .status-error,.status-nan{color:#b00}.status-stopped{color:#c60}.status-completed{color:#06c}.status-running{color:#080}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;margin:8px 0}
 details summary{cursor:pointer;font-weight:600}
