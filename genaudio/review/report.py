@@ -471,6 +471,13 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     say(f"reading per-epoch histories of {len(trials)} trials ...")
     hists = histories(run)
     times = trial_times(hists)
+    if times.empty and len(trials):
+        # no trial folders (a RUN copied without tune/): table order and summed trial wall times
+        w = pd.to_numeric(trials["wall_time_s"], errors="coerce").fillna(0.0).to_numpy(float)
+        order = np.argsort(trials["trial_id"].astype(str).to_numpy(), kind="stable")
+        end = np.empty(len(w))
+        end[order] = np.cumsum(w[order])
+        times = pd.DataFrame({"trial_id": trials["trial_id"].astype(str), "start_s": end - w, "end_s": end})
 
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genaudio review: {_e(run.path.name)}</title>"
              f"<style>{CSS}</style><script>{JS}</script></head><body>",

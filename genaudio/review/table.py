@@ -140,7 +140,29 @@ def read_history(trial_path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table: bool) -> dict:
+def tune_statuses(run_dir: Path) -> dict[str, str]:
+    """``{trial_id: Tune status}`` (``RUNNING``, ``TERMINATED``, ``ERROR``, ``PENDING``, ...) from the
+    newest ``experiment_state-*.json`` the driver wrote; ``{}`` when there is none or it cannot be
+    read (Tune's internal format: best effort, the trial folders are the source of truth)."""
+    d = run_dir / TUNE_SUBDIR
+    files = sorted(d.glob("experiment_state-*.json")) if d.is_dir() else []
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text())
+        out = {}
+        for item in data.get("trial_data", []):
+            t = item[0] if isinstance(item, (list, tuple)) else item
+            t = json.loads(t) if isinstance(t, str) else t
+            if isinstance(t, dict) and t.get("trial_id") and isinstance(t.get("status"), str):
+                out[str(t["trial_id"])] = t["status"]
+        return out
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return {}
+
+
+def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table: bool,
+                           tune_status: dict[str, str] | None = None) -> dict:
     """A results-table row (docs/search.md columns) from one Tune trial folder."""
     from genaudio.search.session import METRIC, STATUS_NAN
 
@@ -164,11 +186,13 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
         status, reason = "pending", "no epoch reported yet"
     elif max_epochs is not None and epochs >= max_epochs:
         status, reason = "completed", ""
-    elif finished_table:
+    elif finished_table or (tune_status or {}).get(tid) == "TERMINATED":
         status, reason = "stopped", "stopped early by the scheduler or the time budget"
+    elif (tune_status or {}).get(tid) == "PAUSED":
+        status, reason = "pending", "paused by the scheduler"
     else:
-        # no way to tell "still training" from "stopped by ASHA" without Tune's live state
-        status, reason = "running", "running, or stopped early (the search has not written its results yet)"
+        # Tune says RUNNING (or nothing): still training, or the driver was interrupted
+        status, reason = "running", "running (or interrupted before its last epoch)"
     ckpts = sorted(folder.glob("checkpoint_*"), key=lambda q: q.name)
     row: dict[str, Any] = {
         "trial_id": tid, "status": status, "reason": reason, "epochs": epochs,
@@ -235,8 +259,9 @@ def load_run(run_dir: str | Path) -> Run:
             max_epochs = max(int(r.get("epochs") or 0) for r in rows) or None
     known = {str(r["trial_id"]) for r in rows}
     missing = []
+    statuses = tune_statuses(run_dir)
     for folder in _trial_folders(run_dir):
-        row = _trial_row_from_folder(folder, max_epochs, finished_table=False)
+        row = _trial_row_from_folder(folder, max_epochs, finished_table=False, tune_status=statuses)
         if row["trial_id"] not in known:
             row["source"] = "tune"
             missing.append(row)
