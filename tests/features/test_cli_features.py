@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from genaudio.cli import main
@@ -33,6 +34,7 @@ def test_list_follows_config(tmp_path):
     assert next(r for r in rows if r["name"] == "mfcc")["dims"] == 13
 
 
+@pytest.mark.slow  # matplotlib + ten figures: ~15 s of CPU, more on a loaded machine
 def test_show_writes_figures_and_summary_csv(samples_dir, tmp_path):
     out = tmp_path / "show"
     f = samples_dir / "piano" / "piano_arpeggio_g.mp3"
