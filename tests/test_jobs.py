@@ -295,7 +295,8 @@ def test_submit_extract_with_job_submission_client(ray_head, sample_files):
         time.sleep(2)
     logs = client.get_job_logs(job_id)
     assert status == JobStatus.SUCCEEDED, logs[-4000:]
-    assert f"[jobs/extract.py] Ray job {job_id}" in logs  # the driver ran inside the job
+    assert f"[jobs/extract.py] Ray job {job_id}" in logs  # the driver ran inside the job...
+    assert "working_dir_files" in logs                     # ...in the uploaded copy of the repo
     manifest = _check_store(out, len(sample_files))
     info = client.get_job_info(job_id)
     assert info.entrypoint.startswith("python jobs/extract.py")
