@@ -185,8 +185,17 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        # "local": a new embedded Ray, never a `ray start` cluster that happens to run here
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # "local": a new embedded Ray, never a `ray start` cluster that happens to run here.
+        # Ray gives its raylet a fixed 30 s to register; on a saturated machine that can fail
+        # once, so the embedded Ray is started up to 3 times.
+        for attempt in range(3):
+            try:
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+                return
+            except Exception as e:
+                ray.shutdown()
+                if "timed out during startup" not in str(e) or attempt == 2:
+                    raise SearchError(f"could not start the embedded Ray: {e}") from None
 
 
 def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None = None, *, subset=None,
