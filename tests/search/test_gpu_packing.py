@@ -14,17 +14,6 @@ from genaudio.search.synthetic import SyntheticSpace, make_data, synthetic_train
 from genaudio.search.tuner import SearchConfig, TrialResources, run_tune, tune_dir
 
 
-@pytest.fixture(scope="module")
-def ray_gpus():
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=16, num_gpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def _max_overlap(intervals):
     events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda e: (e[0], e[1]))
     cur = best = 0
