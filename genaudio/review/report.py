@@ -25,7 +25,7 @@ import pandas as pd
 from genaudio import __version__
 from genaudio.errors import GenaudioError, StoreError
 from genaudio.review import plots
-from genaudio.review.table import (STUDY_FILE, Run, _fmt, _fmt_time, _num, group_names, key_params, read_history,
+from genaudio.review.table import (STUDY_FILE, Run, _fmt, _fmt_time, _num, group_names, read_history,
                                    view_rows)
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
@@ -385,6 +385,15 @@ def _img(path: Path, alt: str) -> str:
     return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _plot(fn, *args, alt: str, **kw) -> str:
+    """An embedded plot, or a one-line note when this plot cannot be drawn from what the run holds
+    (an odd partial run must not cost the whole report)."""
+    try:
+        return _img(fn(*args, **kw), alt)
+    except Exception as e:
+        return f"<p class='status-error'>{_e(alt)}: could not be drawn ({_e(type(e).__name__)}: {_e(e)})</p>"
+
+
 def _table(df: pd.DataFrame, *, num_cols: tuple = (), max_rows: int | None = None) -> str:
     rows = df if max_rows is None else df.head(max_rows)
     head = "".join(f"<th>{_e(c)}</th>" for c in rows.columns)
@@ -510,9 +519,9 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     # --- history
     say("plotting ...")
     parts.append("<h2>Optimisation history</h2>")
-    parts.append(_img(plots.history(trials, times, out / "plots" / "history.png"), "optimisation history"))
+    parts.append(_plot(plots.history, trials, times, out / "plots" / "history.png", alt="optimisation history"))
     parts.append("<h2>Learning curves</h2>")
-    parts.append(_img(plots.learning_curves(hists, trials, top_ids, out / "plots" / "curves.png"), "learning curves"))
+    parts.append(_plot(plots.learning_curves, hists, trials, top_ids, out / "plots" / "curves.png", alt="learning curves"))
     n_stopped = int((trials["status"] == "stopped").sum())
     parts.append(f"<p class='muted'>{n_stopped} trial(s) were stopped early by ASHA (orange crosses at the epoch "
                  "they stopped).</p>")
@@ -521,13 +530,13 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.features.core"
               and trials[c].dropna().astype(str).nunique() > 1]
     parts.append("<h2>Parameters vs score</h2>")
-    parts.append(_img(plots.parallel_coordinates(trials, params, out / "plots" / "parallel.png", top_ids=top_ids),
-                      "parallel coordinates"))
+    parts.append(_plot(plots.parallel_coordinates, trials, params, out / "plots" / "parallel.png", top_ids=top_ids,
+                       alt="parallel coordinates"))
     say("parameter importance (PED-ANOVA, fANOVA) ...")
     imp = param_importances(run.path)
     parts.append("<h2>Hyperparameter importance</h2>")
     if imp["values"]:
-        parts.append(_img(plots.importance_bars(imp["values"], out / "plots" / "importance.png"), "importance"))
+        parts.append(_plot(plots.importance_bars, imp["values"], out / "plots" / "importance.png", alt="importance"))
         tab = pd.DataFrame(imp["values"]).reset_index().rename(columns={"index": "parameter"})
         parts.append(_table(tab))
     for note in imp["notes"]:
@@ -549,7 +558,7 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
             show = show.merge(a, on="group", how="left")
         parts.append(_table(show))
         if ge["median_with"].notna().any() or ge["median_without"].notna().any():
-            parts.append(_img(plots.group_effects(ge, out / "plots" / "groups.png"), "feature groups"))
+            parts.append(_plot(plots.group_effects, ge, out / "plots" / "groups.png", alt="feature groups"))
         if analyze_df is not None:
             parts.append("<p class='muted'>The <i>analyze</i> columns are classification answers (accuracy of the "
                          "classifier with only / without the group); the search columns are generation answers.</p>")

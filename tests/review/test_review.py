@@ -18,7 +18,6 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from genaudio.cli import main
-from genaudio.errors import StoreError
 from genaudio.review import build_report, load_run
 
 from .conftest import lstm_params, write_state, write_trial
