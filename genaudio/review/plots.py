@@ -53,7 +53,7 @@ def history(trials: pd.DataFrame, times: pd.DataFrame, path: Path) -> Path:
         best = np.minimum.accumulate(np.where(finite, y, np.inf)[order])
         ok = np.isfinite(best)
         ax.step(np.asarray(x)[order][ok], best[ok], where="post", color="k", lw=1.2, label="best so far")
-        ax.set(xlabel=xlabel, ylabel="best per-epoch score (code Frechet / dim, lower is better)")
+        ax.set(xlabel=xlabel, ylabel="best per-epoch score\n(code Frechet / dim, lower = better)")
         if np.isfinite(y).any() and np.nanmin(y[finite]) > 0 and np.nanmax(y[finite]) / np.nanmin(y[finite]) > 30:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -102,7 +102,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], trials: pd.DataFrame, to
             stopped_label = True
     if not drawn:
         ax.text(0.5, 0.5, "no per-epoch history yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="epoch", ylabel="per-epoch score (code Frechet / dim, lower is better)",
+    ax.set(xlabel="epoch", ylabel="per-epoch score\n(code Frechet / dim, lower = better)",
            title="Learning curves (top trials in colour, others grey)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[1]:
