@@ -212,6 +212,18 @@ def test_fast_linear_permutation_equals_generic_path():
     assert np.allclose(f2, s2)
 
 
+def test_pca_of_wide_data_uses_the_small_side_exactly():
+    from genaudio.analyze import stats
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 200))
+    X[:, 100:] = 2 * X[:, :100] + 0.01 * rng.standard_normal((30, 100))  # 200 columns, rank <= 30
+    Z = stats.standardize(X)
+    R = stats.correlation(Z)
+    assert np.allclose(stats.explained_variance(R), stats.explained_variance(R, Z), atol=1e-12)
+    assert stats.dims_for(stats.explained_variance(R, Z))[0.99] <= 30
+
+
 def test_redundant_features_cluster_and_unsupervised_subset_drops_duplicates(tmp_path):
     rng = np.random.default_rng(2)
     n = 300

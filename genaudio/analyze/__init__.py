@@ -217,11 +217,11 @@ def compute(table: FeatureTable, cfg: AnalyzeConfig) -> Analysis:
         variance = table.X.astype(np.float64).var(axis=0)
         Z = stats.standardize(table.X)
         R = stats.correlation(Z)
-        ev = stats.explained_variance(R)
+        ev = stats.explained_variance(R, Z)
         dims = stats.dims_for(ev)
         group_dims = {}
         for g, cols in table.block_indices("group").items():
-            gev = stats.explained_variance(R[np.ix_(cols, cols)])
+            gev = stats.explained_variance(R[np.ix_(cols, cols)], Z[:, cols] if len(cols) > Z.shape[0] else None)
             group_dims[g] = stats.dims_for(gev)
         timings["variance_correlation_pca_s"] = time.perf_counter() - t
         bar.update(1)

@@ -82,12 +82,19 @@ def cluster_representatives(R: np.ndarray, labels: np.ndarray, score: np.ndarray
     return np.asarray(reps)
 
 
-def explained_variance(R: np.ndarray) -> np.ndarray:
+def explained_variance(R: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
     """Fraction of the total (standardized) variance held by each principal component.
 
-    Eigenvalues of the correlation matrix, descending, normalised to sum to 1.
+    Eigenvalues of the correlation matrix ``R`` (n_columns, n_columns), descending, normalised to
+    sum to 1. When the standardized rows ``Z`` (n_rows, n_columns) are given and there are fewer
+    rows than columns (a small store of wide summaries), the same non-zero eigenvalues come from
+    the smaller Gram matrix ``Z Z^T / n`` instead (O(n_rows^3) rather than O(n_columns^3)).
     """
-    ev = np.linalg.eigvalsh(R)[::-1]
+    if Z is not None and Z.shape[0] < R.shape[0]:
+        ev = np.linalg.eigvalsh((Z @ Z.T) / Z.shape[0])[::-1]
+        ev = np.concatenate([ev, np.zeros(R.shape[0] - len(ev))])
+    else:
+        ev = np.linalg.eigvalsh(R)[::-1]
     ev = np.clip(ev, 0.0, None)
     total = ev.sum()
     return ev / total if total > 0 else ev
