@@ -94,7 +94,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    steps = 10 if args.quick else 30
+    steps = 4 if args.quick else 30
     data = synthetic()
     common = dict(epochs=2, steps_per_epoch=steps, batch_size=32, seed=0, device="cpu")
     cases = {
