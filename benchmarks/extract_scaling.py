@@ -33,8 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
+# One BLAS/OpenMP thread, as Ray gives each 1-CPU actor: the loop must not use (or spin) more cores.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
