@@ -12,14 +12,14 @@ from genaudio.models import GANConfig, LSTMConfig, StopTraining, TrainConfig, lo
 
 
 def _lstm(epochs, **kw):
-    return TrainConfig(model="lstm", lstm=LSTMConfig(layers=2, hidden=16, context=12, dropout=0.2, head="mdn",
+    return TrainConfig(model="lstm", lstm=LSTMConfig(layers=1, hidden=16, context=12, dropout=0.2, head="mdn",
                                                      mixtures=2, input_noise=0.05),
-                       epochs=epochs, batch_size=8, lr=3e-3, seed=3, **kw)
+                       epochs=epochs, batch_size=8, steps_per_epoch=4, lr=3e-3, seed=3, **kw)
 
 
 def _gan(epochs):
     return TrainConfig(model="gan", gan=GANConfig(latent=8, patch=16, channels=16, layers=2), epochs=epochs,
-                       batch_size=8, lr=1e-3, seed=3)
+                       batch_size=8, steps_per_epoch=4, lr=1e-3, seed=3)
 
 
 def _assert_same_states(a: dict, b: dict):
