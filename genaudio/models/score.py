@@ -8,7 +8,11 @@ compare them with the same features of held-out real clips (validation files):
 - **Frechet distance** (as FAD, but in genaudio's own summary-feature space, since pretrained
   embedding weights cannot be downloaded): ``|mu_r - mu_g|^2 + Tr(C_r + C_g - 2 (C_r C_g)^{1/2})``
   of Gaussians fitted to the two feature sets, after standardising every column with the real
-  set's mean and std (so that Hz-valued and unit-free features weigh alike).
+  set's mean and std (so that Hz-valued and unit-free features weigh alike). Standardised values
+  are clipped to +-``Z_CLIP``: with a few dozen real clips some columns are all but constant
+  (a clipping ratio of 0, a DC offset of 1e-9), and dividing a generated clip's value by that
+  near-zero spread would let one column outweigh thousands (scores of 1e22 were seen). A column
+  ``Z_CLIP`` standard deviations off is simply "maximally off".
 - **NDB** (number of statistically different bins, Richardson & Weiss 2018, as in GANSynth's
   evaluation): k-means on the real features; a bin is different when a two-proportion z-test
   rejects equal real/generated proportions at alpha = 0.05. Reported as a count and a fraction of
@@ -78,12 +82,20 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, eps: float = 1e-6) -> floa
     return max(fd, 0.0)
 
 
-def standardize(real: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Z-score every column with the real set's mean and std (constant columns: std 1)."""
+#: Standardised feature values are clipped to this many standard deviations (see module docstring).
+Z_CLIP = 10.0
+
+
+def standardize(real: np.ndarray, *others: np.ndarray, clip: float = Z_CLIP) -> list[np.ndarray]:
+    """Z-score every column with the real set's mean and std, clipped to +-``clip``.
+
+    Columns whose spread is negligible against their magnitude (constant up to rounding) get
+    std 1, so they count by their absolute difference.
+    """
     real = np.asarray(real, np.float64)
     mu, sd = real.mean(0), real.std(0)
-    sd = np.where(sd < 1e-12, 1.0, sd)
-    return [(np.asarray(a, np.float64) - mu) / sd for a in (real, *others)]
+    sd = np.where(sd < 1e-6 * np.maximum(1.0, np.abs(mu)), 1.0, sd)
+    return [np.clip((np.asarray(a, np.float64) - mu) / sd, -clip, clip) for a in (real, *others)]
 
 
 def ndb(real: np.ndarray, fake: np.ndarray, *, k: int = 10, alpha: float = 0.05, seed: int = 0) -> dict:

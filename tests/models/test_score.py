@@ -80,3 +80,16 @@ def test_code_stats_shape():
     s = code_stats(c)
     assert s.shape == (5, 12)
     assert np.allclose(s[:, :4], c.mean(1))
+
+
+def test_a_near_constant_column_cannot_dominate_the_score():
+    rng = np.random.default_rng(7)
+    real = rng.standard_normal((16, 50))
+    real[:, 0] = 1e-9 * rng.standard_normal(16)  # e.g. a DC offset: spread ~1e-9
+    fake = rng.standard_normal((16, 50))
+    fake[:, 0] = 0.5  # far off in that one column only
+    rs, fs = standardize(real, fake)
+    assert np.abs(fs).max() <= 10.0
+    base_r, base_f = standardize(real[:, 1:], fake[:, 1:])
+    # one column moves the distance by at most its clipped share (10^2), not by 1e17
+    assert frechet_distance(rs, fs) - frechet_distance(base_r, base_f) <= 100.0 + 1e-6
