@@ -67,6 +67,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=16384,
+                    help="rows of the synthetic regression: sets the epoch length (real trials' epochs "
+                         "take minutes; Ray's fixed per-trial cost is what the overhead figure measures)")
     args = ap.parse_args(argv)
     trials = args.trials or (12 if args.quick else 24)
     epochs = args.epochs or (6 if args.quick else 10)
@@ -77,7 +80,7 @@ def main(argv=None) -> dict:
 
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     slots = args.num_cpus
-    data = make_data(4096, seed=args.seed)
+    data = make_data(args.samples, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="search_eff_") as tmp:
         rnd = run_one("random", Path(tmp), trials=trials, epochs=epochs, seed=args.seed, slots=slots, data=data)
         asha = run_one("asha", Path(tmp), trials=trials, epochs=epochs, seed=args.seed, slots=slots, data=data)
@@ -98,7 +101,7 @@ def main(argv=None) -> dict:
         "speedup": (epochs_random / to_match) if to_match else None,
         "overhead_per_trial_s": overhead / max(1, asha["trials"]),
         "overhead_fraction": overhead / asha["wall_s"],
-        "trials": trials, "epochs_per_trial": epochs, "seed": args.seed, "concurrent": slots,
+        "trials": trials, "epochs_per_trial": epochs, "samples": args.samples, "seed": args.seed, "concurrent": slots,
         "random_best_score": random_best, "asha_best_score": min(finite(asha["events"])),
         "epochs_asha_total": len(asha["events"]),
         "wall_s_random": rnd["wall_s"], "wall_s_asha": asha["wall_s"],
