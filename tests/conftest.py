@@ -27,6 +27,28 @@ def sample_files(samples_dir) -> list[Path]:
     return files
 
 
+def start_local_ray(**resources) -> None:
+    """``ray.init(address="local", ...)``, retried when the raylet misses Ray's fixed 30 s
+    registration window (a saturated machine), not on any other error.
+
+    ``address="local"``: a new embedded Ray, never a `ray start` cluster that happens to run on
+    the machine (plain ``ray.init()`` would attach to it).
+    """
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    for attempt in range(3):
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **resources)
+            return
+        except Exception as e:
+            ray.shutdown()
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """A real local Ray with 2 CPUs, shut down at the end of the module.
@@ -36,9 +58,6 @@ def ray_local():
     """
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    start_local_ray(num_cpus=2)
     yield ray
     ray.shutdown()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import start_local_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,17 +27,6 @@ space:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    """A real local Ray with 2 CPUs (``address="local"``: never attach to a `ray start` cluster
-    that happens to run on the machine; plain ``ray.init()`` would)."""
-    import ray
-
-    start_local_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def ray_gpus():
     """A real local Ray with 4 fake GPUs (GPU resources without devices) and 16 CPU slots."""
     import ray
@@ -44,24 +34,6 @@ def ray_gpus():
     start_local_ray(num_cpus=16, num_gpus=4)
     yield ray
     ray.shutdown()
-
-
-def start_local_ray(**resources) -> None:
-    """``ray.init(address="local", ...)``, retried when the raylet misses Ray's fixed 30 s
-    registration window (a saturated machine), not on any other error."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    for attempt in range(3):
-        try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **resources)
-            return
-        except Exception as e:
-            ray.shutdown()
-            if "timed out during startup" not in str(e) or attempt == 2:
-                raise
 
 
 @pytest.fixture(scope="session")
