@@ -33,19 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genaudio.devices import resolve_device
 from genaudio.encoders.base import Encoder, register
 from genaudio.errors import EncoderError
 
 CROP = 64  # training crop length in input frames (multiple of downsample)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: the first CUDA device if there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise EncoderError(f"device {name!r} asked for but CUDA is not available")
-    return torch.device(name)
 
 
 class ConvAutoencoder(nn.Module):
@@ -106,7 +98,7 @@ class AutoencoderEncoder(Encoder):
 
     def _fit(self, zs):
         c = self.config
-        device = pick_device(c.device)
+        device = resolve_device(c.device)
         torch.manual_seed(c.seed)
         rng = np.random.default_rng(c.seed)
         crop = max(CROP // c.downsample, 1) * c.downsample

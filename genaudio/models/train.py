@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from genaudio.config import dump_yaml, from_dict, to_dict
+from genaudio.devices import resolve_device
 from genaudio.errors import ConfigError, ModelError
 from genaudio.models.config import TrainConfig
 from genaudio.models.data import (Normalizer, SequenceData, WindowSet, as_sequence_data, make_loader,
@@ -128,15 +129,6 @@ class DistContext:
         t = torch.tensor([1.0 if flag else 0.0])
         tdist.all_reduce(t)
         return bool(t.item() > 0)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device: auto or cpu")
-    return torch.device(name)
 
 
 def _seed_everything(seed: int) -> None:
