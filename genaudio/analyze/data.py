@@ -41,7 +41,7 @@ class AnalyzeConfig:
         (never fewer than 2,000), so the cost of the ~100 classifier fits of the ablations and
         the greedy subset stays bounded.
     mi_rows : int
-        Rows used by the mutual-information estimator (k-nearest-neighbour, costly on many rows).
+        Rows used by the mutual-information estimator (equal-frequency bins, all columns at once).
     embed_rows : int
         Points in the 2-D embedding plot.
     folds : int

@@ -126,3 +126,43 @@ def greedy_cover(sets: dict[str, set[int]], universe: set[int], order: list[str]
         chosen.append(best)
         left -= gain
     return chosen
+
+
+def binned_mutual_information(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mutual information (nats) of every column with a class label, all columns at once.
+
+    Each column is cut into equal-frequency bins (``sqrt(n / 5)`` of them, 2 to 32, so a bin
+    holds enough rows per class to count), and the plug-in MI of the (bin, class) table is
+    computed with a Miller-Madow bias correction (``(bins - 1)(classes - 1) / 2n`` subtracted),
+    so a column independent of the label scores about 0. Vectorised over columns: O(n log n x d),
+    seconds for thousands of columns, where scikit-learn's k-NN estimator fits one neighbour
+    search per column and class (minutes on a real ~5,400-column store).
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (n, d)
+        Finite feature values.
+    y : np.ndarray, shape (n,)
+        Class labels.
+
+    Returns
+    -------
+    np.ndarray, shape (d,)
+        Non-negative MI estimates.
+    """
+    X = np.asarray(X)
+    n, d = X.shape
+    _, yi = np.unique(y, return_inverse=True)
+    k = int(yi.max()) + 1
+    bins = int(np.clip(np.sqrt(n / 5.0), 2, 32))
+    ranks = np.argsort(np.argsort(X, axis=0, kind="stable"), axis=0, kind="stable")
+    b = (ranks * bins) // n  # (n, d) equal-frequency bin of each value
+    cell = (np.arange(d)[None, :] * bins + b) * k + yi[:, None]
+    counts = np.bincount(cell.ravel(), minlength=d * bins * k).reshape(d, bins, k).astype(np.float64)
+    p = counts / n
+    pb = p.sum(axis=2, keepdims=True)
+    pk = p.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / (pb * pk)), 0.0)
+    mi = terms.sum(axis=(1, 2)) - (bins - 1) * (k - 1) / (2.0 * n)
+    return np.maximum(mi, 0.0)
