@@ -33,7 +33,8 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def run_one(kind: str, root: Path, *, trials: int, epochs: int, seed: int, slots: int, data: dict):
+def run_one(kind: str, root: Path, *, trials: int, epochs: int, seed: int, slots: int, data: dict,
+            grace_period: int = 1):
     from ray.tune import ExperimentAnalysis
 
     from genaudio.search.synthetic import SyntheticSpace, synthetic_trainable
@@ -41,7 +42,7 @@ def run_one(kind: str, root: Path, *, trials: int, epochs: int, seed: int, slots
 
     cfg = SearchConfig(trials=trials, epochs=epochs, cpus_per_trial=1, gpus_per_trial=0, seed=seed,
                        searcher="optuna" if kind == "asha" else "random",
-                       scheduler="asha" if kind == "asha" else "fifo", grace_period=1, reduction_factor=3,
+                       scheduler="asha" if kind == "asha" else "fifo", grace_period=grace_period, reduction_factor=3,
                        max_concurrent=slots, max_failures=0)
     run_dir = root / kind
     t0 = time.perf_counter()
@@ -70,6 +71,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--samples", type=int, default=16384,
                     help="rows of the synthetic regression: sets the epoch length (real trials' epochs "
                          "take minutes; Ray's fixed per-trial cost is what the overhead figure measures)")
+    ap.add_argument("--grace-period", type=int, default=1,
+                    help="epochs every trial runs before ASHA may stop it (genaudio search's grace_period)")
     args = ap.parse_args(argv)
     trials = args.trials or (12 if args.quick else 24)
     epochs = args.epochs or (6 if args.quick else 10)
@@ -83,7 +86,8 @@ def main(argv=None) -> dict:
     data = make_data(args.samples, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="search_eff_") as tmp:
         rnd = run_one("random", Path(tmp), trials=trials, epochs=epochs, seed=args.seed, slots=slots, data=data)
-        asha = run_one("asha", Path(tmp), trials=trials, epochs=epochs, seed=args.seed, slots=slots, data=data)
+        asha = run_one("asha", Path(tmp), trials=trials, epochs=epochs, seed=args.seed, slots=slots, data=data,
+                       grace_period=args.grace_period)
     ray.shutdown()
 
     finite = lambda evs: [s for _, s in evs if math.isfinite(s)]  # noqa: E731
@@ -101,7 +105,8 @@ def main(argv=None) -> dict:
         "speedup": (epochs_random / to_match) if to_match else None,
         "overhead_per_trial_s": overhead / max(1, asha["trials"]),
         "overhead_fraction": overhead / asha["wall_s"],
-        "trials": trials, "epochs_per_trial": epochs, "samples": args.samples, "seed": args.seed, "concurrent": slots,
+        "trials": trials, "epochs_per_trial": epochs, "samples": args.samples, "seed": args.seed,
+        "grace_period": args.grace_period, "concurrent": slots,
         "random_best_score": random_best, "asha_best_score": min(finite(asha["events"])),
         "epochs_asha_total": len(asha["events"]),
         "wall_s_random": rnd["wall_s"], "wall_s_asha": asha["wall_s"],
