@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -383,3 +384,17 @@ def finalize(store_dir: str | Path, files: pa.Table, manifest: dict) -> None:
     failed = files.filter(pc.equal(files.column("status"), "failed"))
     atomic_write_table(store_dir / ERRORS, failed.select(list(ERROR_COLUMNS)))
     atomic_write_json(store_dir / MANIFEST, manifest)
+
+
+def replace_dir(tmp: str | Path, out: str | Path) -> None:
+    """Move the finished folder ``tmp`` to ``out``, replacing an existing ``out`` with two renames,
+    so readers see the old folder or the new one, never a mix."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)

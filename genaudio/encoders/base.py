@@ -33,6 +33,7 @@ from genaudio.config import ConfigError, from_dict, to_dict
 from genaudio.encoders import framing
 from genaudio.encoders.framing import Block, Standardizer
 from genaudio.errors import EncoderError
+from genaudio.store import replace_dir
 
 FORMAT = "genaudio-encoder"
 FORMAT_VERSION = 1
@@ -496,14 +497,7 @@ class Encoder:
                 "has_audio_decoder": self.has_audio_decoder,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

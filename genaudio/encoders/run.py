@@ -111,14 +111,7 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    fstore.replace_dir(tmp, out)
 
 
 def _write_wav_pairs(folder: Path, encoder, ids: pd.DataFrame, waves: Sequence[np.ndarray], n: int) -> list[str]:
