@@ -68,10 +68,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-cpus", type=int, default=2)
-    ap.add_argument("--samples", type=int, default=16384,
+    ap.add_argument("--samples", type=int, default=65536,
                     help="rows of the synthetic regression: sets the epoch length (real trials' epochs "
                          "take minutes; Ray's fixed per-trial cost is what the overhead figure measures)")
-    ap.add_argument("--grace-period", type=int, default=1,
+    ap.add_argument("--grace-period", type=int, default=2,
                     help="epochs every trial runs before ASHA may stop it (genaudio search's grace_period)")
     args = ap.parse_args(argv)
     trials = args.trials or (12 if args.quick else 24)
