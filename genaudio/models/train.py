@@ -131,6 +131,18 @@ class DistContext:
         return bool(t.item() > 0)
 
 
+def _optimizer_step(loss, module, opt, scaler, dist, grad_clip: float) -> None:
+    """Backward, average gradients across ranks, clip, step: one update of ``module``."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    dist.average_gradients(module.parameters())
+    scaler.unscale_(opt)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -420,14 +432,7 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
                 with autocast():
                     p, _ = model(inp)
                 loss = model.loss(p, tgt)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                dist.average_gradients(model.parameters())
-                scaler.unscale_(opt)
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
+                _optimizer_step(loss, model, opt, scaler, dist, cfg.grad_clip)
                 step_losses = {"train_loss": float(loss.detach())}
             else:
                 gen, disc = models["g"], models["d"]
@@ -441,26 +446,12 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
                     gp = gradient_penalty(disc, x.float(), fake.float())
                     ld = ld + cfg.gan.gp_weight * gp
                     step_losses["gp"] = float(gp.detach())
-                optims["d"].zero_grad(set_to_none=True)
-                scalers["d"].scale(ld).backward()
-                dist.average_gradients(disc.parameters())
-                scalers["d"].unscale_(optims["d"])
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(disc.parameters(), cfg.grad_clip)
-                scalers["d"].step(optims["d"])
-                scalers["d"].update()
+                _optimizer_step(ld, disc, optims["d"], scalers["d"], dist, cfg.grad_clip)
                 # generator step every n_critic discriminator steps
                 if steps % cfg.gan.n_critic == 0:
                     with autocast():
                         lg = g_loss(cfg.gan.loss, disc(gen(gen.noise(b, window, device=device))).float())
-                    optims["g"].zero_grad(set_to_none=True)
-                    scalers["g"].scale(lg).backward()
-                    dist.average_gradients(gen.parameters())
-                    scalers["g"].unscale_(optims["g"])
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(gen.parameters(), cfg.grad_clip)
-                    scalers["g"].step(optims["g"])
-                    scalers["g"].update()
+                    _optimizer_step(lg, gen, optims["g"], scalers["g"], dist, cfg.grad_clip)
                     step_losses["g_loss"] = float(lg.detach())
             if not all(math.isfinite(v) for v in step_losses.values()):
                 bad = True
