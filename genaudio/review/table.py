@@ -443,7 +443,7 @@ def to_records(run: Run, *, top: int | None) -> list[dict]:
         d = {k: _jsonable(v) for k, v in r.to_dict().items()}
         d["key_params"] = key_params(r, varying)
         recs.append(d)
-    front = ["rank", "trial_id", "status", "score", "score_kind", "param.model.family", "param.encoder.kind",
+    front = ["rank", "tie_group", "trial_id", "status", "quality", "quality_se", "decoder_quality", "param.model.family", "param.encoder.kind",
              "param.encoder.dim", "groups", "key_params", "epochs", "wall_time_s", "reason"]
     return [{**{k: d[k] for k in front if k in d}, **{k: v for k, v in d.items() if k not in front}} for d in recs]
 

@@ -68,8 +68,13 @@ def metric_columns(params: dict, last: dict, history) -> dict:
         Every reported result (``best.*`` columns: the lowest loss-like value of each metric).
     """
     row: dict[str, Any] = {k: _num(last.get(k)) for k in QUALITY_COLUMNS if _num(last.get(k)) is not None}
-    if "quality" in row and not math.isfinite(row["quality"]):
-        row.pop("quality")
+    # the session protocol's metric IS the quality (the real trainable reports the judge's value
+    # there, carried between judged epochs); any other trainable is ranked on it the same way
+    row.pop("quality", None)
+    q = _num(last.get(METRIC))
+    if q is not None and math.isfinite(q):
+        row["quality"] = q
+    else:
         row.pop("quality_se", None)
     for k, v in sorted(params.items()):
         if k not in ("epochs", "seed"):

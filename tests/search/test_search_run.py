@@ -28,16 +28,20 @@ def test_small_real_search_writes_every_result(ray_local, search_store, tiny_con
 
     table = pq.read_table(run / "results.parquet").to_pandas()
     assert len(table) == 3 and (run / "results.csv").is_file()
-    for col in ["rank", "trial_id", "status", "reason", "best_score", "final_score", "epochs", "wall_time_s",
+    for col in ["rank", "tie_group", "trial_id", "status", "reason", "quality", "quality_se", "quality_epoch",
+                "quality_seconds", "decoder_quality", "decoder_quality_se", "judge_fraction", "epochs", "wall_time_s",
                 "cpus", "gpus", "param.model.family", "param.encoder.dim", "param.features.tonal", "param.train.lr"]:
         assert col in table.columns, col
     assert set(table["status"]) <= {"completed", "stopped"}
     assert (table["cpus"] == 1.0).all() and (table["gpus"] == 0.0).all()
     done = table[table["status"] == "completed"]
     assert len(done) >= 1 and (done["epochs"] == 2).all()
-    # finished trials carry the comparable score of their last epoch; ranking puts them first
-    assert done["final.frechet"].notna().all()
-    assert table.sort_values("rank").iloc[0]["status"] == "completed"
+    # every trial that trained an epoch was judged, stopped ones included; the ranking is by quality
+    assert table["quality"].notna().all() and (table["quality_se"] > 0).all()
+    assert (table["quality_epoch"] == table["epochs"]).all()   # judged at epoch 1 and at the last (2)
+    ranked = table.sort_values("rank")
+    assert ranked["quality"].is_monotonic_increasing and ranked["rank"].tolist() == [1, 2, 3]
+    assert (run / "judge" / "reference.json").is_file()
     # conditional parameters: an LSTM trial has no GAN parameters and vice versa
     for _, r in table.iterrows():
         fam = r["param.model.family"]
