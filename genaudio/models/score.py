@@ -252,14 +252,8 @@ def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: in
         return clips, sr
     from genaudio.audio import load, probe
     from genaudio.config import AudioConfig
-    from genaudio.extract import discover
 
-    try:
-        files = [f.path for f in discover([str(path)])]
-    except GenaudioError as e:
-        raise QualityError(f"{path}: {e}") from None
-    if not files:
-        raise QualityError(f"{path}: no audio clips in it")
+    files = candidate_files(path)
     if len(files) > n:
         files = sorted(np.random.default_rng(seed).choice(files, n, replace=False))
     clips = []
@@ -277,6 +271,20 @@ def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: in
     return clips, int(sample_rate)
 
 
+def candidate_files(path: str | Path) -> list[str]:
+    """The audio files of a candidate folder; :class:`~genaudio.errors.QualityError` when none."""
+    from genaudio.errors import GenaudioError, QualityError
+    from genaudio.extract import discover
+
+    try:
+        files = [f.path for f in discover([str(path)])]
+    except GenaudioError:
+        files = []
+    if not files:
+        raise QualityError(f"{path}: no audio clips in it")
+    return files
+
+
 def score_paths(real: list, candidates: list, *, n: int = 32, seconds: float = DEFAULT_SECONDS,
                 sample_rate: int = 22050, seed: int = 0, progress=None) -> dict:
     """``genaudio score``: judge each candidate against a reference built from ``real`` audio.
@@ -292,6 +300,9 @@ def score_paths(real: list, candidates: list, *, n: int = 32, seconds: float = D
     from genaudio.quality import build_reference, file_windows
 
     say = progress or (lambda _m: None)
+    for path in candidates:  # fail before the reference's minutes of work
+        if not is_model_run(path):
+            candidate_files(path)
     try:
         files = [f.path for f in discover([str(r) for r in real])]
     except GenaudioError as e:
