@@ -18,11 +18,10 @@ import yaml
 from genaudio.config import from_dict, to_dict
 from genaudio.errors import ConfigError, SearchError, StoreError
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
-from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share,
-                                   parse_duration, read_state, run_tune, tune_dir, write_state)
+from genaudio.search.layout import BEST_FILE, STATE_FILE, STUDY_FILE, holds_search, read_state, write_state
+from genaudio.search.tuner import SearchConfig, TrialResources, gpu_share, parse_duration, run_tune
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
 
-BEST_FILE = "best.yaml"
 #: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
 FRAME_ENCODERS = ("pca", "autoencoder")
 
@@ -243,7 +242,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     subset_set = read_subset(subset) if subset is not None and not isinstance(subset, set) else subset
     manifest, frames, space = prepare_space(store, cfg, subset_set)
     if not resume:
-        if tune_dir(run_dir).exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_state(run_dir, {"store": str(store), "config": to_dict(cfg), "space": space.to_dict(),

@@ -41,15 +41,11 @@ import pyarrow as pa
 
 from genaudio.config import config_hash, from_dict, to_dict
 from genaudio.errors import ConfigError, GenaudioError, QualityError
+from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, cache_dir
 from genaudio.search.session import METRIC, report_epoch
 from genaudio.search.space import selected_groups
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_json, read_segments
 
-CACHE_DIR = "cache/encoders"
-#: The judge's reference summary of a search: ``RUN/judge/reference.json``
-REFERENCE_FILE = "judge/reference.json"
-#: A cached encoder's ceiling (its reconstructions judged): ``<cache entry>/judge.json``
-CEILING_FILE = "judge.json"
 _TRAIN_KEYS = {"lr", "batch_size", "steps_per_epoch", "val_fraction", "window_hop", "grad_clip",
                "weight_decay", "divergence_factor", "patience", "amp"}
 
@@ -126,7 +122,7 @@ def store_data(store: Path, manifest: dict, features: list[str], frame_groups: d
         groups.setdefault(g, []).append(f)
     info = {"dir": str(store), "config_hash": manifest.get("config_hash") or config_hash(manifest.get("config", {})),
             "analysis": analysis_of(manifest), "group_features": {g: sorted(v) for g, v in groups.items()},
-            "cache_dir": str(run_dir / CACHE_DIR)}
+            "cache_dir": str(cache_dir(run_dir))}
     return {"frames": table, "store": info}
 
 

@@ -19,12 +19,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from genaudio.config import config_hash, to_dict
 from genaudio.errors import ConfigError, SearchError
+from genaudio.search.layout import EXPERIMENT, STUDY_FILE, STUDY_NAME, holds_search, tune_dir
 from genaudio.search.session import METRIC
 
-EXPERIMENT = "search"          # Tune experiment name: RUN/tune/search
-STUDY_FILE = "study.db"        # Optuna study (SQLite), written only by the driver
-STUDY_NAME = "genaudio-search"
-STATE_FILE = "search.json"     # what was run: store, config, space; read by --resume
 
 log = logging.getLogger(__name__)
 
@@ -282,10 +279,6 @@ def judged_epochs(cfg: SearchConfig) -> tuple[int, ...]:
     return tuple(sorted(rungs))
 
 
-def tune_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir).resolve() / "tune" / EXPERIMENT
-
-
 def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cfg: SearchConfig,
              data: dict | None = None, resources: TrialResources | None = None, resume: bool = False,
              verbose: int = 1, callbacks: list | None = None, families=("lstm",)):
@@ -324,7 +317,7 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
         tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        if exp_dir.exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it "
                               "or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -351,19 +344,6 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
     grid = tuner.fit()
     log.info("search finished in %.1f s", time.time() - t0)
     return grid
-
-
-def write_state(run_dir: Path, state: dict) -> None:
-    from genaudio.store import atomic_write_json
-
-    atomic_write_json(run_dir / STATE_FILE, state)
-
-
-def read_state(run_dir: Path) -> dict:
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        raise SearchError(f"{run_dir} holds no search to resume (no {STATE_FILE})")
-    return json.loads(path.read_text())
 
 
 def search_config_dict(cfg: SearchConfig) -> dict[str, Any]:

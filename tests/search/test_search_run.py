@@ -19,7 +19,7 @@ from genaudio.cli import main
 from genaudio.config import from_dict, load_yaml
 from genaudio.models.config import TrainConfig
 from genaudio.search.run import load_search_config, run_search
-from genaudio.search.tuner import STUDY_FILE, STUDY_NAME
+from genaudio.search.layout import STUDY_FILE, STUDY_NAME
 
 
 @pytest.mark.slow
