@@ -79,9 +79,10 @@ def main(argv=None) -> dict:
 
     import ray
 
+    from genaudio.infra import connect_ray
     from genaudio.search.synthetic import make_data
 
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect_ray("local", num_cpus=args.num_cpus)
     slots = args.num_cpus
     data = make_data(args.samples, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="search_eff_") as tmp:

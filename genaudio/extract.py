@@ -41,6 +41,8 @@ import pyarrow as pa
 from genaudio import store
 from genaudio.config import AudioConfig, FeatureConfig, SegmentConfig, config_hash, from_dict, to_dict
 from genaudio.errors import AudioTooShortError, ConfigError, GenaudioError, StoreError
+from genaudio.infra import connect_ray
+from genaudio.infra import progress as infra_progress
 
 #: Text inputs with these suffixes are read as file lists (one path a line, or CSV with a header).
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
@@ -639,31 +641,6 @@ def _versions() -> dict:
     return out
 
 
-def _connect(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to or start Ray; return True if this call started it (and must shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        # address="local": always a new embedded Ray, never a cluster someone else started here.
-        # On a saturated machine the raylet can miss Ray's fixed 30-s start-up window: retry.
-        for attempt in range(3):
-            try:
-                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-                         include_dashboard=False, log_to_driver=False, configure_logging=False)
-                break
-            except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception here
-                if "timed out during startup" not in str(e) or attempt == 2:
-                    raise
-                ray.shutdown()
-                print("warning: Ray did not start in time (machine busy?); retrying", file=sys.stderr)
-    return True
-
-
 def _worker_count(num_cpus: int | None) -> int:
     import ray
 
@@ -774,11 +751,12 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     if pending:
         store.mark_incomplete(out)
         t0 = time.perf_counter()
-        started = _connect(address, num_cpus)
+        started = connect_ray(address, num_cpus=num_cpus or os.cpu_count() or 1)
         startup_s = time.perf_counter() - t0
         try:
             n_workers = _worker_count(num_cpus)
-            bar = _progress(len(manifest), len(manifest) - len(pending), progress)
+            bar = infra_progress(total=len(manifest), initial=len(manifest) - len(pending), enabled=progress,
+                                 unit="file", desc="extract")
             try:
                 def on_commit(n):
                     bar.update(n)
@@ -820,22 +798,6 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
 def _missing(out: Path, by_id: dict[str, AudioFile]) -> list[AudioFile]:
     done = set(store.read_status(out).column("file_id").to_pylist())
     return [a for fid, a in by_id.items() if fid not in done]
-
-
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="file", desc="extract", dynamic_ncols=True)
 
 
 def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: ExtractConfig,

@@ -140,12 +140,10 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
                f"from {enc} -> {out_dir}")
     resume_from = out_dir if resume else None
     if workers:
-        import ray
-
+        from genaudio.infra import connect_ray
         from genaudio.models.distributed import train_distributed
 
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=True, configure_logging=False)
+        connect_ray(address, log_to_driver=True)
         result = train_distributed(cfg, data, out_dir=out_dir, workers=workers, gpus_per_worker=gpus_per_worker,
                                    resume_from=resume_from)
     else:

@@ -17,6 +17,7 @@ import yaml
 
 from genaudio.config import from_dict, to_dict
 from genaudio.errors import ConfigError, SearchError, StoreError
+from genaudio.infra import connect_ray
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
 from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share,
                                    parse_duration, read_state, run_tune, tune_dir, write_state)
@@ -174,30 +175,6 @@ def _fmt(v) -> str:
 # Driver
 
 
-def _init_ray(address: str | None, num_cpus: int | None) -> None:
-    import os
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        # "local": a new embedded Ray, never a `ray start` cluster that happens to run here.
-        # Ray gives its raylet a fixed 30 s to register; on a saturated machine that can fail
-        # once, so the embedded Ray is started up to 3 times.
-        for attempt in range(3):
-            try:
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-                return
-            except Exception as e:
-                ray.shutdown()
-                if "timed out during startup" not in str(e) or attempt == 2:
-                    raise SearchError(f"could not start the embedded Ray: {e}") from None
-
-
 def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None = None, *, subset=None,
                resume: bool = False, address: str | None = None, num_cpus: int | None = None,
                verbose: int = 1) -> SearchSummary:
@@ -244,7 +221,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
                               "subset": sorted(subset_set) if subset_set is not None else None,
                               "store_config_hash": manifest.get("config_hash"), "started": time.time()})
 
-    _init_ray(address, num_cpus)
+    connect_ray(address, num_cpus=num_cpus)
     resources = TrialResources(cfg.cpus_per_trial, gpu_share(cfg), cfg.gan_gpu_factor)
     # read once in the driver: only the columns the space can use; Tune puts it in the object store
     used = [space.core] + [f for f, g in frames.items() if g in space.optional_groups and f != space.core]

@@ -22,12 +22,10 @@ own copy (correct, only some encoders are fitted more than once).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import pyarrow as pa
 
 from genaudio.config import config_hash, from_dict, to_dict
 from genaudio.errors import ConfigError
+from genaudio.infra import atomic_dir, file_lock
 from genaudio.search.session import METRIC, report_epoch, trial_info
 from genaudio.search.space import selected_groups
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_json, atomic_write_table, read_segments
@@ -152,16 +151,12 @@ def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
     root = Path(store["cache_dir"])
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
-    with open(root / f"{key}.lock", "w") as lock:
+    with file_lock(root / f"{key}.lock"):
         # one trial per key fits; the others wait and then read (one machine; see module docstring)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            hit = (entry / "manifest.json").is_file()
-            if not hit:
-                _fit_and_write(table, store, enc_cfg, entry)
-            codes = read_codes(entry)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        hit = (entry / "manifest.json").is_file()
+        if not hit:
+            _fit_and_write(table, store, enc_cfg, entry)
+        codes = read_codes(entry)
     meta = json.loads((entry / "manifest.json").read_text())
     ids = codes.ids
     data = SequenceData(list(codes.codes), ids["file_id"].to_numpy(), float(meta["code_rate_hz"]),
@@ -183,15 +178,10 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
     codes = [enc.encode(it) for it in items]
     ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
     # written complete into a temporary folder, then renamed: readers never see half an entry
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
-    try:
+    with atomic_dir(entry) as tmp:
         write_codes(tmp, CodesData(codes, ids, enc, None), enc,
                     source={"dir": store["dir"], "config_hash": store["config_hash"]},
                     extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
-        os.rename(tmp, entry)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
