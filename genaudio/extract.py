@@ -291,26 +291,6 @@ class ExtractConfig:
         return config_hash(self.resolved())
 
 
-def load_config(data: dict | None) -> ExtractConfig:
-    """An :class:`ExtractConfig` from a dict with sections ``audio``, ``segment``, ``features``
-    and an optional ``store: {float16: bool}`` (as in a ``--config`` YAML file)."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - {"audio", "segment", "features", "store", "float16"})
-    if unknown:
-        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; valid sections are "
-                          "audio, segment, features, store")
-    st = data.get("store") or {}
-    if not isinstance(st, dict) or set(st) - {"float16"}:
-        raise ConfigError("config: section store accepts only float16: true/false")
-    f16 = data.get("float16", st.get("float16", False))
-    if not isinstance(f16, bool):
-        raise ConfigError(f"config: float16 must be true or false, got {f16!r}")
-    return ExtractConfig(audio=from_dict(AudioConfig, data.get("audio"), where="audio"),
-                         segment=from_dict(SegmentConfig, data.get("segment"), where="segment"),
-                         features=from_dict(FeatureConfig, data.get("features"), where="features"),
-                         float16=f16)
-
-
 def check_features(config: ExtractConfig) -> None:
     """Refuse unknown feature names, and frame features that are not frame-level, up front."""
     from genaudio import features as gf
@@ -571,7 +551,7 @@ class _Worker:
     def __init__(self):
         import ray
 
-        self.config = load_config(self.CONFIG)
+        self.config = from_dict(ExtractConfig, self.CONFIG)
         self.node_id = ray.get_runtime_context().get_node_id()
         segment_schema(self.config)  # warm-up: JIT-compiles librosa's numba kernels here, once
 

@@ -19,24 +19,13 @@ from genaudio.config import from_dict, to_dict
 from genaudio.errors import ConfigError, SearchError, StoreError
 from genaudio.infra import connect_ray
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
-from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share,
-                                   parse_duration, read_state, run_tune, tune_dir, write_state)
+from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share, read_state,
+                                   run_tune, tune_dir, write_state)
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
 
 BEST_FILE = "best.yaml"
 #: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
 FRAME_ENCODERS = ("pca", "autoencoder")
-
-
-def load_search_config(file_cfg: dict | None, overrides: dict | None = None) -> SearchConfig:
-    """A :class:`SearchConfig` from a YAML mapping (``space:`` included) and CLI overrides."""
-    data = dict(file_cfg or {})
-    data.update(overrides or {})
-    if "time_budget_s" in data:
-        data["time_budget_s"] = parse_duration(data["time_budget_s"])
-    if "time_budget" in data:
-        data["time_budget_s"] = parse_duration(data.pop("time_budget"))
-    return from_dict(SearchConfig, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,5 +267,5 @@ def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict
     return doc
 
 
-__all__ = ["load_search_config", "run_search", "show_space", "SearchSummary", "rank_rows", "write_best",
+__all__ = ["run_search", "show_space", "SearchSummary", "rank_rows", "write_best",
            "prepare_space", "store_frame_features"]

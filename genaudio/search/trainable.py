@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from genaudio.config import config_hash, from_dict, to_dict
+from genaudio.config import config_hash, from_dict, load, to_dict
 from genaudio.errors import ConfigError
 from genaudio.infra import atomic_dir, file_lock
 from genaudio.search.session import METRIC, report_epoch, trial_info
@@ -41,8 +41,9 @@ from genaudio.search.space import selected_groups
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_json, atomic_write_table, read_segments
 
 CACHE_DIR = "cache/encoders"
-_TRAIN_KEYS = {"lr", "batch_size", "steps_per_epoch", "val_fraction", "window_hop", "grad_clip",
-               "weight_decay", "divergence_factor", "patience", "amp"}
+# A trial's ``train.*`` parameters are TrainConfig's top-level options, except those the search
+# sets itself: the family (from ``model.family``), epochs and seed (the search's), the device (Tune's).
+_SEARCH_OWNED = ("model", "epochs", "seed", "device")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,24 +51,22 @@ _TRAIN_KEYS = {"lr", "batch_size", "steps_per_epoch", "val_fraction", "window_ho
 
 
 def train_config(flat: dict):
-    """The :class:`~genaudio.models.config.TrainConfig` of a flat trial config."""
+    """The :class:`~genaudio.models.config.TrainConfig` of a flat trial config
+    (``model.family``, ``<family>.*``, ``train.*``, ``score.*``, ``epochs``, ``seed``)."""
     from genaudio.models.config import TrainConfig
 
     fam = flat.get("model.family", "lstm")
     d: dict[str, Any] = {"model": fam, "epochs": int(flat.get("epochs", 10)), "seed": int(flat.get("seed", 0))}
     for k, v in flat.items():
         section, _, name = k.partition(".")
-        if section == fam and name:
-            d.setdefault(fam, {})[name] = v
-        elif section == "train" and name:
-            if name not in _TRAIN_KEYS:
-                raise ConfigError(f"train.{name} is not a training option (valid: {', '.join(sorted(_TRAIN_KEYS))})")
+        if name and section in (fam, "score"):
+            d[k] = v
+        elif name and section == "train":
+            if name in _SEARCH_OWNED or "." in name:
+                raise ConfigError(f"{k}: the search sets {name} itself; it is not a training option to search")
             d[name] = v
-        elif section == "score" and name:
-            d.setdefault("score", {})[name] = v
-    # the search scores the last epoch itself (inside the trial's last report)
-    d.setdefault("score", {})["at_end"] = False
-    return from_dict(TrainConfig, d)
+    d["score.at_end"] = False  # the search scores the last epoch itself (inside the trial's last report)
+    return load(TrainConfig, d)
 
 
 def encoder_options(flat: dict, analysis: dict | None = None, group_features: dict | None = None) -> dict:

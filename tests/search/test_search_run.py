@@ -13,16 +13,16 @@ import yaml
 from click.testing import CliRunner
 
 from genaudio.cli import main
-from genaudio.config import from_dict, load_yaml
+from genaudio.config import from_dict, load
 from genaudio.models.config import TrainConfig
-from genaudio.search.run import load_search_config, run_search
-from genaudio.search.tuner import STUDY_FILE, STUDY_NAME
+from genaudio.search.run import run_search
+from genaudio.search.tuner import STUDY_FILE, STUDY_NAME, SearchConfig
 
 
 @pytest.mark.slow
 def test_small_real_search_writes_every_result(ray_local, search_store, tiny_config, tmp_path):
     run = tmp_path / "run"
-    cfg = load_search_config(load_yaml(tiny_config(trials=3, epochs=2)))
+    cfg = load(SearchConfig, tiny_config(trials=3, epochs=2))
     summary = run_search(search_store, run, cfg, verbose=0)
     assert len(summary.rows) == 3
 
