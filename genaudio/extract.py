@@ -33,7 +33,7 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -339,7 +339,6 @@ def segment_schema(config: ExtractConfig) -> tuple[pa.Schema, dict[str, tuple[in
     key = config.hash()
     if key in _SCHEMAS:
         return _SCHEMAS[key]
-    from genaudio import features as gf
 
     sr = config.audio.sample_rate or 22050
     n = max(1, int(round(config.segment.seconds * sr)))
@@ -543,7 +542,7 @@ def process_group(files: Sequence[AudioFile], config: ExtractConfig, *, gid: str
 class _Worker:
     """A Ray Data actor: warms librosa/numba up once, then processes one group per call.
 
-    The config travels as a class attribute of a per-run subclass (:func:`_worker_class`), not as
+    The config travels as a class attribute of a per-run subclass (made in :func:`_run_groups`), not as
     constructor arguments, which Ray would keep in the object store for actor restarts."""
 
     CONFIG: dict = {}

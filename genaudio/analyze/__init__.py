@@ -19,7 +19,6 @@ unsupervised methods always run. Everything random is seeded by ``cfg.seed``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -28,8 +27,7 @@ import yaml
 
 from genaudio.analyze.data import AnalyzeConfig, FeatureTable, load_table
 from genaudio.analyze import stats, supervised as sup
-from genaudio.config import to_dict
-from genaudio.errors import ConfigError, GenaudioError
+from genaudio.errors import ConfigError
 from genaudio.infra import progress
 
 __all__ = ["AnalyzeConfig", "FeatureTable", "Analysis", "analyze", "compute", "load_table", "read_subset",

@@ -1,7 +1,6 @@
 """``genaudio extract``: audio files -> Parquet features store (Ray Data)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -21,7 +21,7 @@ from genaudio import store as fstore
 from genaudio.encoders import sweep as sw
 from genaudio.encoders.base import EncoderConfig, make_encoder
 from genaudio.encoders.metrics import evaluate
-from genaudio.encoders.store import (AUDIO, METRICS, CodesData, config_for_store, load_inputs, split_by_file,
+from genaudio.encoders.store import (AUDIO, CodesData, config_for_store, load_inputs, split_by_file,
                                      write_codes)
 from genaudio.errors import AudioError, EncoderError, StoreError
 from genaudio.infra import temp_dir_beside

@@ -7,11 +7,9 @@ one training/encoder config per family built from the space's bounds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -182,7 +180,6 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     resume : bool
         Continue an interrupted search in ``run_dir`` (``Tuner.restore``).
     """
-    import pyarrow as pa
 
     from genaudio.search.results import collect_results, write_results
     from genaudio.search.trainable import search_trainable, store_data

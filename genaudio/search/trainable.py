@@ -36,9 +36,9 @@ import pyarrow as pa
 from genaudio.config import config_hash, from_dict, load, to_dict
 from genaudio.errors import ConfigError
 from genaudio.infra import atomic_dir, file_lock
-from genaudio.search.session import METRIC, report_epoch, trial_info
+from genaudio.search.session import METRIC, report_epoch
 from genaudio.search.space import selected_groups
-from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_json, atomic_write_table, read_segments
+from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, read_segments
 
 CACHE_DIR = "cache/encoders"
 # A trial's ``train.*`` parameters are TrainConfig's top-level options, except those the search

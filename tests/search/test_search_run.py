@@ -6,7 +6,6 @@ import json
 import shutil
 
 import optuna
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
