@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from genaudio.analyze.data import AnalyzeConfig
-from genaudio.config import commented_yaml, config_hash, from_dict, load_yaml, to_dict
+from genaudio.config import commented_yaml, config_hash, to_dict
 from genaudio.encoders.base import EncoderConfig
 from genaudio.errors import ConfigError
 from genaudio.extract import ExtractConfig
-from genaudio.extract import load_config as load_extract_config
 from genaudio.search import layout as search_layout
 from genaudio.search.tuner import SearchConfig
 from genaudio.store import atomic_write_bytes, atomic_write_json
@@ -84,26 +83,6 @@ class PipelineConfig:
     encode: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     review: ReviewConfig = dataclasses.field(default_factory=ReviewConfig)
-
-
-def load_pipeline_config(data: dict | None) -> PipelineConfig:
-    """A :class:`PipelineConfig` from a dict of sections (a ``--config`` YAML file)."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - set(STAGES))
-    if unknown:
-        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; "
-                          f"valid sections are {', '.join(STAGES)}")
-    return PipelineConfig(
-        extract=load_extract_config(data.get("extract")),
-        analyze=from_dict(AnalyzeConfig, data.get("analyze"), where="analyze"),
-        encode=from_dict(EncoderConfig, data.get("encode"), where="encode"),
-        search=from_dict(SearchConfig, data.get("search"), where="search"),
-        review=from_dict(ReviewConfig, data.get("review"), where="review"),
-    )
-
-
-def load_pipeline_file(path: str | Path | None) -> PipelineConfig:
-    return load_pipeline_config(load_yaml(path) if path else None)
 
 
 def defaults_yaml() -> str:

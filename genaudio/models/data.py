@@ -250,17 +250,3 @@ def make_loader(ds: WindowSet, *, batch_size: int, seed: int, epoch: int, rank: 
     # batch_size=None: the sampler yields index lists and the dataset gathers them in one go.
     return torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0,
                                        pin_memory=pin_memory)
-
-
-def repeat_last_mse(codes: list, *, window: int, hop: int) -> float:
-    """The repeat-last-frame baseline: mean squared error of predicting frame t+1 by frame t.
-
-    Computed over the same windows the LSTM is evaluated on, in the same (normalised) units.
-    """
-    ds = WindowSet(codes, window=window, hop=hop)
-    total, count = 0.0, 0
-    for b in range(0, len(ds), 1024):
-        x = ds[list(range(b, min(b + 1024, len(ds))))]
-        total += float(((x[:, 1:] - x[:, :-1]) ** 2).sum())
-        count += x[:, 1:].numel()
-    return total / max(count, 1)

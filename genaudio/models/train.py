@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +36,7 @@ from genaudio.models.data import (Normalizer, SequenceData, WindowSet, as_sequen
 from genaudio.models.gan import build_gan, d_loss, g_loss, generate_frames, gradient_penalty
 from genaudio.models.lstm import LSTMModel
 from genaudio.models.score import code_stats, frechet_distance
+from genaudio.infra import atomic_path
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
 CHECKPOINT_FORMAT = 1
@@ -199,15 +198,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def _save_checkpoint(path: Path, ckpt: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _split(data: SequenceData, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,24 @@ from genaudio.search.session import METRIC
 log = logging.getLogger(__name__)
 
 
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"4h"``, ``"90m"``, ``"30s"``, ``"1h30m"`` or a number of seconds -> seconds."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    import re
+
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
+    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
+        raise ConfigError(f"cannot read time budget {text!r}; write e.g. 4h, 90m, 1h30m or 3600")
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * unit[b] for a, b in parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """Options of a search (YAML ``--config`` keys, and the CLI flags of the same name).
@@ -37,7 +55,8 @@ class SearchConfig:
     epochs : int
         Maximum epochs per trial (ASHA's ``max_t``).
     time_budget_s : float or None
-        Stop launching and running trials after this many seconds; ``None`` = no limit.
+        Stop launching and running trials after this many seconds (or a duration such as ``4h``,
+        ``90m``, ``1h30m``); ``None`` = no limit.
     cpus_per_trial : float
         CPUs reserved per trial.
     gpus_per_trial : float or None
@@ -70,7 +89,7 @@ class SearchConfig:
 
     trials: int = 20
     epochs: int = 10
-    time_budget_s: float | None = None
+    time_budget_s: float | None = dataclasses.field(default=None, metadata={"parse": parse_duration})
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
     gan_gpu_factor: float = 1.0
@@ -119,24 +138,6 @@ def _check_gpu_share(g: float, what: str) -> None:
     # Ray packs fractional GPUs only below 1; above 1 a trial needs whole GPUs.
     if g < 0 or (g > 1 and abs(g - round(g)) > 1e-9):
         raise ConfigError(f"{what} must be a fraction in [0, 1] or a whole number of GPUs, got {g:g}")
-
-
-def parse_duration(text: str | float | int | None) -> float | None:
-    """``"4h"``, ``"90m"``, ``"30s"``, ``"1h30m"`` or a number of seconds -> seconds."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        return float(text)
-    import re
-
-    s = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
-    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
-        raise ConfigError(f"cannot read time budget {text!r}; write e.g. 4h, 90m, 1h30m or 3600")
-    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(float(a) * unit[b] for a, b in parts)
 
 
 # ---------------------------------------------------------------------------------------------
