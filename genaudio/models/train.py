@@ -37,7 +37,7 @@ from genaudio.models.data import (Normalizer, SequenceData, WindowSet, as_sequen
                                   split_by_file)
 from genaudio.models.gan import build_gan, d_loss, g_loss, generate_frames, gradient_penalty
 from genaudio.models.lstm import LSTMModel
-from genaudio.models.score import code_stats, frechet_distance
+from genaudio.models.metrics import code_stats, frechet_distance
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
 CHECKPOINT_FORMAT = 1
