@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genaudio import extract as ex  # noqa: E402
 from genaudio import store  # noqa: E402
 from genaudio.config import SegmentConfig  # noqa: E402
+from genaudio.infra import connect_ray  # noqa: E402
 
 
 def make_clip(path: Path, seconds: float, sr: int, channels: int, seed: int) -> None:
@@ -107,7 +108,7 @@ def time_ray(files: list[Path], cfg: ex.ExtractConfig, out: Path, cpus: int
     shutil.rmtree(out, ignore_errors=True)
     me = psutil.Process()
     t0, c0 = time.perf_counter(), _cpu(me)
-    ex._connect(None, cpus)  # the same embedded start run_extract does, so it can be timed apart
+    connect_ray(None, num_cpus=cpus)  # the same embedded start run_extract does, so it can be timed apart
     t_init = time.perf_counter() - t0
     res = ex.run_extract(files, out, config=cfg, num_cpus=cpus, progress=False)
     cpu = _cpu(me) - c0

@@ -2,7 +2,7 @@
 
 Both searches run in this one process on the same local Ray, with the same trial budget, the same
 epochs per trial, the same seed and the same objective: genaudio's synthetic task (a real torch MLP
-fitted to a fixed nonlinear regression, validation MSE per epoch; see genaudio/search/synthetic.py),
+fitted to a fixed nonlinear regression, validation MSE per epoch; see tests/search/synthetic.py),
 through the same Tuner wiring as `genaudio search` (run_tune: OptunaSearch with a SQLite study,
 ASHA, checkpoints every epoch).
 
@@ -31,14 +31,17 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# the synthetic task is test support: tests/search/synthetic.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "search"))
 
 
 def run_one(kind: str, root: Path, *, trials: int, epochs: int, seed: int, slots: int, data: dict,
             grace_period: int = 1):
     from ray.tune import ExperimentAnalysis
 
-    from genaudio.search.synthetic import SyntheticSpace, synthetic_trainable
-    from genaudio.search.tuner import SearchConfig, TrialResources, run_tune, tune_dir
+    from synthetic import SyntheticSpace, synthetic_trainable
+    from genaudio.search.layout import tune_dir
+    from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
     cfg = SearchConfig(trials=trials, epochs=epochs, cpus_per_trial=1, gpus_per_trial=0, seed=seed,
                        searcher="optuna" if kind == "asha" else "random",
@@ -79,9 +82,10 @@ def main(argv=None) -> dict:
 
     import ray
 
-    from genaudio.search.synthetic import make_data
+    from genaudio.infra import connect_ray
+    from synthetic import make_data
 
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    connect_ray("local", num_cpus=args.num_cpus)
     slots = args.num_cpus
     data = make_data(args.samples, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="search_eff_") as tmp:

@@ -464,7 +464,7 @@ def _mp3_count_samples(path: str, start: int) -> int:
 def _native_blocks(fh: sf.SoundFile, block: int, info: AudioInfo) -> Iterator[np.ndarray]:
     """Yield (frames, channels) float32 arrays of exactly ``block`` frames (the last may be shorter).
 
-    For MP3, the decoder is read in MPEG-frame-aligned pieces (see :func:`_mp3_frame_alignment`)
+    For MP3, the decoder is read in MPEG-frame-aligned pieces (see :func:`_mp3_layout`)
     and re-cut into blocks, so the samples equal a whole-file read.
     """
     if info.format != "MP3":

@@ -1,18 +1,26 @@
 """Validated, hashable configuration objects, and YAML at the edge.
 
-Every stage's options are a frozen dataclass with defaults. Stages never read YAML or the command
-line themselves: the CLI and jobs turn those into these objects with :func:`from_dict`.
+Every stage's options are a frozen dataclass with defaults: the dataclasses are the schema. Stages
+never read YAML or the command line themselves. ONE loader, :func:`load`, turns YAML files,
+mappings and dotted overrides (``section.field=value``, as ``--set`` takes them) into these
+objects, with one error style (``search.trials: expected an integer, got 'x'``); the CLI's
+``--config`` and ``--set``, the pipeline file and the search's trial parameters all go through it.
 :func:`config_hash` keys caches and resume, so two configs that compute the same thing hash the
 same and any change that alters results changes the hash.
+
+A field may carry ``metadata={"parse": fn}``: ``fn`` turns what a user writes (e.g. ``"4h"``) into
+the field's type before it is checked.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import yaml
@@ -127,6 +135,9 @@ def config_hash(cfg: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -169,6 +180,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(value)
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML reads 3e-4 (no dot) as a string: YAML 1.1
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -185,20 +198,27 @@ def from_dict(cls: type[T], data: dict | None, *, where: str | None = None) -> T
     Unknown keys are refused (a misspelt option must not be silently ignored); missing keys take
     their defaults; values are checked against the field types; nested dataclasses recurse.
     """
-    where = where or cls.__name__
+    where = cls.__name__ if where is None else where
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown option(s) {', '.join(unknown)}; valid options are {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        raise ConfigError(f"{where or 'config'}: unknown option(s) {', '.join(map(str, unknown))}; "
+                          f"valid options are {', '.join(sorted(fields))}")
+    kwargs = {}
+    for k, v in data.items():
+        name = f"{where}.{k}" if where else k
+        parse = fields[k].metadata.get("parse")
+        if parse is not None and v is not None:
+            v = parse(v)
+        kwargs[k] = _coerce(hints[k], v, name)
     try:
         return cls(**kwargs)
     except TypeError as e:  # pragma: no cover - defensive
-        raise ConfigError(f"{where}: {e}") from None
+        raise ConfigError(f"{where or 'config'}: {e}") from None
 
 
 def replace(cfg: T, **changes: Any) -> T:
@@ -224,6 +244,84 @@ def load_yaml(path: str | Path) -> dict:
 
 def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one loader: YAML files, mappings and dotted overrides -> a config dataclass
+
+
+def parse_overrides(items: Iterable[str]) -> dict:
+    """``["lstm.hidden=64", "trials=3"]`` -> ``{"lstm.hidden": 64, "trials": 3}``.
+
+    Values are read as YAML (``3`` is an int, ``[a, b]`` a list, ``null`` None, ``4h`` a string).
+    """
+    out: dict = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lstm.hidden=64")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {e}") from None
+    return out
+
+
+def nest(flat: Mapping[str, Any]) -> dict:
+    """Dotted keys to nested mappings: ``{"lstm.hidden": 64}`` -> ``{"lstm": {"hidden": 64}}``.
+
+    Keys without a dot are kept; a dotted key and a nested mapping of the same section merge.
+    """
+    out: dict = {}
+    for key, value in flat.items():
+        parts = str(key).split(".")
+        node = out
+        for i, p in enumerate(parts[:-1]):
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(parts[:i + 1])} is an option, not a section; cannot set {key}")
+            node = child
+        leaf = parts[-1]
+        node[leaf] = merge(node[leaf], value) if isinstance(node.get(leaf), dict) and isinstance(value, dict) \
+            else value
+    return out
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict:
+    """A deep merge: mappings merge key by key, anything else in ``extra`` replaces ``base``."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def load(cls: type[T], *sources: str | Path | Mapping[str, Any] | None,
+         overrides: Iterable[str] | Mapping[str, Any] = ()) -> T:
+    """The config dataclass ``cls`` from YAML files, mappings and dotted overrides.
+
+    Parameters
+    ----------
+    cls : type
+        A config dataclass (nested dataclass fields are sections).
+    *sources : path, mapping or None
+        Merged in order (later wins, sections merge key by key): a path is a YAML file, a mapping
+        may use dotted keys (``{"segment.seconds": 2}``); ``None`` is skipped.
+    overrides : iterable of str or mapping
+        Applied last: ``"section.field=value"`` strings (``--set``) or a mapping of dotted keys.
+
+    Unknown keys, wrong types and invalid values raise :class:`~genaudio.errors.ConfigError`
+    naming the dotted key, e.g. ``search.trials: expected an integer, got 'x'``.
+    """
+    data: dict = {}
+    for src in sources:
+        if src is None:
+            continue
+        data = merge(data, nest(src if isinstance(src, Mapping) else load_yaml(src)))
+    extra = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    data = merge(data, nest(extra))
+    return from_dict(cls, data, where="")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +449,6 @@ def attribute_docs(cls: type) -> dict[str, str]:
 def commented_yaml(sections: dict[str, Any], *, width: int = 96) -> str:
     """YAML of config dataclasses, each option preceded by its description as a comment."""
     import textwrap
-
-    import re
 
     out: list[str] = []
 

@@ -33,7 +33,7 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,8 @@ import pyarrow as pa
 from genaudio import store
 from genaudio.config import AudioConfig, FeatureConfig, SegmentConfig, config_hash, from_dict, to_dict
 from genaudio.errors import AudioTooShortError, ConfigError, GenaudioError, StoreError
+from genaudio.infra import connect_ray
+from genaudio.infra import progress as infra_progress
 
 #: Text inputs with these suffixes are read as file lists (one path a line, or CSV with a header).
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
@@ -289,26 +291,6 @@ class ExtractConfig:
         return config_hash(self.resolved())
 
 
-def load_config(data: dict | None) -> ExtractConfig:
-    """An :class:`ExtractConfig` from a dict with sections ``audio``, ``segment``, ``features``
-    and an optional ``store: {float16: bool}`` (as in a ``--config`` YAML file)."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - {"audio", "segment", "features", "store", "float16"})
-    if unknown:
-        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; valid sections are "
-                          "audio, segment, features, store")
-    st = data.get("store") or {}
-    if not isinstance(st, dict) or set(st) - {"float16"}:
-        raise ConfigError("config: section store accepts only float16: true/false")
-    f16 = data.get("float16", st.get("float16", False))
-    if not isinstance(f16, bool):
-        raise ConfigError(f"config: float16 must be true or false, got {f16!r}")
-    return ExtractConfig(audio=from_dict(AudioConfig, data.get("audio"), where="audio"),
-                         segment=from_dict(SegmentConfig, data.get("segment"), where="segment"),
-                         features=from_dict(FeatureConfig, data.get("features"), where="features"),
-                         float16=f16)
-
-
 def check_features(config: ExtractConfig) -> None:
     """Refuse unknown feature names, and frame features that are not frame-level, up front."""
     from genaudio import features as gf
@@ -357,7 +339,6 @@ def segment_schema(config: ExtractConfig) -> tuple[pa.Schema, dict[str, tuple[in
     key = config.hash()
     if key in _SCHEMAS:
         return _SCHEMAS[key]
-    from genaudio import features as gf
 
     sr = config.audio.sample_rate or 22050
     n = max(1, int(round(config.segment.seconds * sr)))
@@ -561,7 +542,7 @@ def process_group(files: Sequence[AudioFile], config: ExtractConfig, *, gid: str
 class _Worker:
     """A Ray Data actor: warms librosa/numba up once, then processes one group per call.
 
-    The config travels as a class attribute of a per-run subclass (:func:`_worker_class`), not as
+    The config travels as a class attribute of a per-run subclass (made in :func:`_run_groups`), not as
     constructor arguments, which Ray would keep in the object store for actor restarts."""
 
     CONFIG: dict = {}
@@ -569,7 +550,7 @@ class _Worker:
     def __init__(self):
         import ray
 
-        self.config = load_config(self.CONFIG)
+        self.config = from_dict(ExtractConfig, self.CONFIG)
         self.node_id = ray.get_runtime_context().get_node_id()
         segment_schema(self.config)  # warm-up: JIT-compiles librosa's numba kernels here, once
 
@@ -637,31 +618,6 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def _connect(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to or start Ray; return True if this call started it (and must shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        # address="local": always a new embedded Ray, never a cluster someone else started here.
-        # On a saturated machine the raylet can miss Ray's fixed 30-s start-up window: retry.
-        for attempt in range(3):
-            try:
-                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-                         include_dashboard=False, log_to_driver=False, configure_logging=False)
-                break
-            except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception here
-                if "timed out during startup" not in str(e) or attempt == 2:
-                    raise
-                ray.shutdown()
-                print("warning: Ray did not start in time (machine busy?); retrying", file=sys.stderr)
-    return True
 
 
 def _worker_count(num_cpus: int | None) -> int:
@@ -774,11 +730,12 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     if pending:
         store.mark_incomplete(out)
         t0 = time.perf_counter()
-        started = _connect(address, num_cpus)
+        started = connect_ray(address, num_cpus=num_cpus or os.cpu_count() or 1)
         startup_s = time.perf_counter() - t0
         try:
             n_workers = _worker_count(num_cpus)
-            bar = _progress(len(manifest), len(manifest) - len(pending), progress)
+            bar = infra_progress(total=len(manifest), initial=len(manifest) - len(pending), enabled=progress,
+                                 unit="file", desc="extract")
             try:
                 def on_commit(n):
                     bar.update(n)
@@ -820,22 +777,6 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
 def _missing(out: Path, by_id: dict[str, AudioFile]) -> list[AudioFile]:
     done = set(store.read_status(out).column("file_id").to_pylist())
     return [a for fid, a in by_id.items() if fid not in done]
-
-
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="file", desc="extract", dynamic_ncols=True)
 
 
 def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: ExtractConfig,

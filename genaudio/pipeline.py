@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from genaudio.analyze.data import AnalyzeConfig
-from genaudio.config import commented_yaml, config_hash, from_dict, load_yaml, to_dict
+from genaudio.config import commented_yaml, config_hash, to_dict
 from genaudio.encoders.base import EncoderConfig
 from genaudio.errors import ConfigError
 from genaudio.extract import ExtractConfig
-from genaudio.extract import load_config as load_extract_config
+from genaudio.search import layout as search_layout
 from genaudio.search.tuner import SearchConfig
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
@@ -83,26 +83,6 @@ class PipelineConfig:
     encode: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     review: ReviewConfig = dataclasses.field(default_factory=ReviewConfig)
-
-
-def load_pipeline_config(data: dict | None) -> PipelineConfig:
-    """A :class:`PipelineConfig` from a dict of sections (a ``--config`` YAML file)."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - set(STAGES))
-    if unknown:
-        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}; "
-                          f"valid sections are {', '.join(STAGES)}")
-    return PipelineConfig(
-        extract=load_extract_config(data.get("extract")),
-        analyze=from_dict(AnalyzeConfig, data.get("analyze"), where="analyze"),
-        encode=from_dict(EncoderConfig, data.get("encode"), where="encode"),
-        search=from_dict(SearchConfig, data.get("search"), where="search"),
-        review=from_dict(ReviewConfig, data.get("review"), where="review"),
-    )
-
-
-def load_pipeline_file(path: str | Path | None) -> PipelineConfig:
-    return load_pipeline_config(load_yaml(path) if path else None)
 
 
 def defaults_yaml() -> str:
@@ -235,11 +215,11 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
         subset = subset if subset.is_file() else None
         key = config_hash({"store": _store_key(store), "search": to_dict(cfg.search),
                            "subset": subset.read_text() if subset else None})
-        if is_done("search", key) and (search_dir / "results.parquet").is_file():
+        if is_done("search", key) and (search_dir / search_layout.RESULTS_PARQUET).is_file():
             results.append(StageResult("search", "skipped", 0.0))
             log("[search] already done")
         else:
-            started = (search_dir / "search.json").is_file()
+            started = (search_dir / search_layout.STATE_FILE).is_file()
             if started and state.get("search", {}).get("key") not in (None, key):
                 raise ConfigError(f"{search_dir} holds a search with other options; move it away to start anew")
             state["search"] = {"status": "running", "key": key}

@@ -21,10 +21,7 @@ Nothing here imports Ray.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -33,6 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from genaudio.errors import StoreError
+from genaudio.infra import atomic_path, atomic_write_bytes, atomic_write_json, replace_dir  # noqa: F401
 
 MANIFEST = "manifest.json"
 FILES = "files.parquet"
@@ -59,49 +57,14 @@ def parse_summary_column(name: str) -> tuple[str, int, str] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic writes: a reader never sees a half-written file.
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; a shared store must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+# Atomic writes: a reader never sees a half-written file (genaudio.infra; the JSON and bytes
+# writers and replace_dir are imported here too because every stage took them from here).
 
 
 def atomic_write_table(path: str | Path, table: pa.Table, *, compression: str = "zstd") -> None:
     """Write a Parquet file under a temporary name, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression=compression,
-                       write_statistics=_stats_columns(table.schema))
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=compression, write_statistics=_stats_columns(table.schema))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,17 +347,3 @@ def finalize(store_dir: str | Path, files: pa.Table, manifest: dict) -> None:
     failed = files.filter(pc.equal(files.column("status"), "failed"))
     atomic_write_table(store_dir / ERRORS, failed.select(list(ERROR_COLUMNS)))
     atomic_write_json(store_dir / MANIFEST, manifest)
-
-
-def replace_dir(tmp: str | Path, out: str | Path) -> None:
-    """Move the finished folder ``tmp`` to ``out``, replacing an existing ``out`` with two renames,
-    so readers see the old folder or the new one, never a mix."""
-    tmp, out = Path(tmp), Path(out)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)

@@ -28,25 +28,17 @@ def sample_files(samples_dir) -> list[Path]:
 
 
 def start_local_ray(**resources) -> None:
-    """``ray.init(address="local", ...)``, retried when the raylet misses Ray's fixed 30 s
-    registration window (a saturated machine), not on any other error.
-
-    ``address="local"``: a new embedded Ray, never a `ray start` cluster that happens to run on
-    the machine (plain ``ray.init()`` would attach to it).
+    """A new embedded Ray (``genaudio.infra.connect_ray("local", ...)``: retried when the raylet
+    misses Ray's start-up window), never a `ray start` cluster that happens to run on the machine.
+    A Ray this process started before is shut down first, so ``resources`` always apply.
     """
     import ray
 
+    from genaudio.infra import connect_ray
+
     if ray.is_initialized():
         ray.shutdown()
-    for attempt in range(3):
-        try:
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **resources)
-            return
-        except Exception as e:
-            ray.shutdown()
-            if "timed out during startup" not in str(e) or attempt == 2:
-                raise
+    connect_ray("local", **resources)
 
 
 @pytest.fixture(scope="module")

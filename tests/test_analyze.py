@@ -410,6 +410,7 @@ def test_report_renders_in_headless_chromium(planted, tmp_path):
 def test_real_extract_of_samples_end_to_end(samples_dir, ray_local, tmp_path):
     from genaudio import extract as ex
     from genaudio.cli import main
+    from genaudio.config import load
     from genaudio.cli.extract import _features_option
     from genaudio.store import read_manifest
 
@@ -433,7 +434,7 @@ def test_real_extract_of_samples_end_to_end(samples_dir, ray_local, tmp_path):
     # the subset file feeds back into extract's --features option
     sub = read_subset(out / "subset.yaml")
     assert sub["features"] and _features_option((str(out / "subset.yaml"),))["features"] == sub["features"]
-    ex.check_features(ex.load_config({"features": {"features": sub["features"]}}))
+    ex.check_features(load(ex.ExtractConfig, {"features": {"features": sub["features"]}}))
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 6
 

@@ -74,3 +74,63 @@ def test_commented_defaults_parse_back_to_the_defaults():
     data = yaml.safe_load(text)
     assert from_dict(SegmentConfig, data["segment"]) == SegmentConfig()
     assert from_dict(FeatureConfig, data["features"]) == FeatureConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# The one loader: YAML + mappings + dotted overrides
+
+
+def test_load_merges_files_mappings_and_dotted_overrides(tmp_path):
+    from genaudio.config import load
+    from genaudio.extract import ExtractConfig
+    from genaudio.models.config import TrainConfig
+
+    f = tmp_path / "c.yaml"
+    f.write_text("segment: {seconds: 3, last: drop}\nfeatures: {n_mels: 64}\n")
+    cfg = load(ExtractConfig, f, {"segment.seconds": 2}, overrides=["features.n_mfcc=13", "float16=true"])
+    assert (cfg.segment.seconds, cfg.segment.last, cfg.features.n_mels, cfg.features.n_mfcc, cfg.float16) == \
+        (2.0, "drop", 64, 13, True)
+    # values of --set are read as YAML: a list, null, a number
+    t = load(TrainConfig, overrides=["model=gan", "gan.family=rnn", "steps_per_epoch=null", "lr=3e-4"])
+    assert (t.model, t.gan.family, t.steps_per_epoch, t.lr) == ("gan", "rnn", None, 3e-4)
+
+
+def test_load_errors_name_the_dotted_key():
+    from genaudio.config import load
+    from genaudio.pipeline import PipelineConfig
+
+    with pytest.raises(ConfigError, match=r"^search\.trials: expected an integer, got 'many'"):
+        load(PipelineConfig, overrides=["search.trials=many"])
+    with pytest.raises(ConfigError, match=r"^extract\.segment: unknown option\(s\) secs; valid options are"):
+        load(PipelineConfig, {"extract": {"segment": {"secs": 1}}})
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load(PipelineConfig, overrides=["search.trials"])
+    with pytest.raises(ConfigError, match="review.top is an option, not a section"):
+        load(PipelineConfig, {"review.top": 3, "review.top.x": 1})
+    with pytest.raises(ConfigError, match=r"review\.top: expected an integer, got \{'x': 1\}"):
+        load(PipelineConfig, {"review.top": 3}, overrides=["review.top.x=1"])
+
+
+def test_field_parse_hook_reads_durations_everywhere():
+    from genaudio.config import load
+    from genaudio.pipeline import PipelineConfig
+    from genaudio.search.tuner import SearchConfig
+
+    assert load(SearchConfig, overrides=["time_budget_s=1h30m"]).time_budget_s == 5400.0
+    assert load(PipelineConfig, {"search": {"time_budget_s": "90m"}}).search.time_budget_s == 5400.0
+    with pytest.raises(ConfigError, match="cannot read time budget"):
+        load(SearchConfig, {"time_budget_s": "soon"})
+
+
+def test_trial_parameters_become_a_train_config():
+    from genaudio.search.trainable import train_config
+
+    cfg = train_config({"model.family": "gan", "gan.latent": 16, "lstm.hidden": 8, "train.lr": 0.01,
+                        "score.n_clips": 6, "encoder.kind": "pca", "epochs": 3})
+    assert (cfg.model, cfg.gan.latent, cfg.lr, cfg.score.n_clips, cfg.epochs, cfg.score.at_end) == \
+        ("gan", 16, 0.01, 6, 3, False)
+    assert cfg.lstm.hidden != 8  # another family's parameters are not this trial's
+    with pytest.raises(ConfigError, match="unknown option.*lrate"):
+        train_config({"train.lrate": 0.1})
+    with pytest.raises(ConfigError, match="sets epochs itself"):
+        train_config({"train.epochs": 3})

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from genaudio import extract as ex
 from genaudio import store
 from genaudio.cli import main
-from genaudio.config import FeatureConfig, SegmentConfig
+from genaudio.config import FeatureConfig, SegmentConfig, load
 from genaudio.errors import ConfigError
 
 from badfiles import BAD_CORPUS_CONFIG, LONG_LIMIT_S, make_bad_corpus
@@ -156,13 +156,13 @@ def test_extract_file_rows_and_errors_never_raise(tmp_path):
 def test_config_sections_and_feature_subset_file(tmp_path):
     from genaudio.cli.extract import _features_option
 
-    cfg = ex.load_config({"segment": {"seconds": 2}, "store": {"float16": True}})
+    cfg = load(ex.ExtractConfig, {"segment": {"seconds": 2}, "float16": True})
     assert cfg.segment.seconds == 2 and cfg.float16
-    assert cfg.hash() != ex.load_config({"segment": {"seconds": 2}}).hash()
-    with pytest.raises(ConfigError, match="unknown section"):
-        ex.load_config({"audoi": {}})
+    assert cfg.hash() != load(ex.ExtractConfig, {"segment": {"seconds": 2}}).hash()
+    with pytest.raises(ConfigError, match="unknown option.*audoi"):
+        load(ex.ExtractConfig, {"audoi": {}})
     with pytest.raises(ConfigError, match="mono"):
-        ex.load_config({"audio": {"mono": False}})
+        load(ex.ExtractConfig, {"audio": {"mono": False}})
     # the subset file `genaudio analyze` writes: a `features:` list (YAML or JSON)
     sub = tmp_path / "subset.yaml"
     sub.write_text("features: [mfcc, rms]\nscores: {mfcc: 0.5}\n")
@@ -171,7 +171,7 @@ def test_config_sections_and_feature_subset_file(tmp_path):
     assert _features_option((str(tmp_path / "s.json"), "mfcc")) == {
         "features": ["rms", "mfcc"], "frame_features": ["rms"]}
     with pytest.raises(ConfigError, match="unknown feature"):
-        ex.check_features(ex.load_config({"features": {"features": ["nope"]}}))
+        ex.check_features(load(ex.ExtractConfig, {"features": {"features": ["nope"]}}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,8 +310,7 @@ def test_driver_killed_mid_run_then_rerun_completes(ray_local, tmp_path):
     assert not (out / store.MANIFEST).exists()  # an interrupted store is not readable as complete
     done_before = len(store.read_status(out))
     assert 0 < done_before < len(files)
-    res = ex.run_extract([tmp_path / "c"], out, config=ex.load_config(yaml.safe_load(cfg.read_text())
-                                                                      | {"segment": {"seconds": 2}}),
+    res = ex.run_extract([tmp_path / "c"], out, config=load(ex.ExtractConfig, cfg, {"segment.seconds": 2}),
                          progress=False)
     assert res.skipped == done_before and res.processed == len(files) - done_before
     ok, failed = _check_exactly_once(out, [str(f.resolve()) for f in files])

@@ -19,7 +19,6 @@ unsupervised methods always run. Everything random is seeded by ``cfg.seed``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import yaml
 
 from genaudio.analyze.data import AnalyzeConfig, FeatureTable, load_table
 from genaudio.analyze import stats, supervised as sup
-from genaudio.config import to_dict
-from genaudio.errors import ConfigError, GenaudioError
+from genaudio.errors import ConfigError
+from genaudio.infra import progress
 
 __all__ = ["AnalyzeConfig", "FeatureTable", "Analysis", "analyze", "compute", "load_table", "read_subset",
            "write_outputs"]
@@ -57,12 +56,6 @@ class Analysis:
     notes: list[str]
     timings: dict
     sample_sizes: dict
-
-
-def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False)
 
 
 def _subsample(n: int, k: int, rng: np.random.Generator, y: np.ndarray | None = None) -> np.ndarray:
@@ -209,7 +202,7 @@ def compute(table: FeatureTable, cfg: AnalyzeConfig) -> Analysis:
     sizes = {"rows_total": int(table.n_rows_total), "rows_used": int(table.X.shape[0]),
              "columns": int(table.X.shape[1]), "features": len(table.feature_names),
              "groups": len(table.group_names)}
-    bar = _progress(7, "analyze")
+    bar = progress(total=7, desc="analyze", unit="step", leave=False)
     try:
         t = time.perf_counter()
         variance = table.X.astype(np.float64).var(axis=0)

@@ -12,7 +12,7 @@ import yaml
 from genaudio import __version__, html_report
 from genaudio.analyze import plots
 from genaudio.config import to_dict
-from genaudio.store import atomic_write_bytes, atomic_write_json, parse_summary_column
+from genaudio.store import atomic_write_bytes, atomic_write_json
 
 IMPORTANCE_COLUMNS = ["feature", "catalog_feature", "group", "level", "method", "score", "std", "rank"]
 

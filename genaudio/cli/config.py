@@ -10,11 +10,11 @@ import click
               help="Validate a YAML config file and print it resolved (defaults filled in).")
 def command(print_defaults, check_file):
     """Print or check the YAML configuration that `genaudio pipeline --config` takes."""
-    from genaudio.config import commented_yaml
-    from genaudio.pipeline import defaults_yaml, load_pipeline_file, to_sections
+    from genaudio.config import commented_yaml, load
+    from genaudio.pipeline import PipelineConfig, defaults_yaml, to_sections
 
     if check_file:
-        click.echo(commented_yaml(to_sections(load_pipeline_file(check_file))))
+        click.echo(commented_yaml(to_sections(load(PipelineConfig, check_file))))
     elif print_defaults:
         click.echo(defaults_yaml())
     else:

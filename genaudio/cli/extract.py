@@ -1,7 +1,6 @@
 """``genaudio extract``: audio files -> Parquet features store (Ray Data)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def command(inputs, out, config_file, features, segment_seconds, extensions, all
     no file succeeded.
     """
     from genaudio import extract as ex
-    from genaudio.config import load_yaml
+    from genaudio.config import load, load_yaml
 
     data = load_yaml(config_file) if config_file else {}
     if not isinstance(data.get("features", {}), dict):
@@ -109,11 +108,8 @@ def command(inputs, out, config_file, features, segment_seconds, extensions, all
                 frames = FeatureConfig().frame_features
             fdata["frame_features"] = [f for f in frames if f in sub["features"]]
         data["features"] = fdata
-    if segment_seconds is not None:
-        data["segment"] = dict(data.get("segment") or {}, seconds=segment_seconds)
-    if float16:
-        data["store"] = dict(data.get("store") or {}, float16=True)
-    cfg = ex.load_config(data)
+    options = {"segment.seconds": segment_seconds, "float16": True if float16 else None}
+    cfg = load(ex.ExtractConfig, data, overrides={k: v for k, v in options.items() if v is not None})
     exts = [e for e in (extensions or "").split(",") if e.strip()] or None
 
     res = ex.run_extract(list(inputs), out, config=cfg, address=address, num_cpus=num_cpus,

@@ -11,12 +11,14 @@ import click
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="YAML with any of the sections extract, analyze, encode, search, review "
                    "(`genaudio config --print-defaults` prints them all).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE",
+              help="Override one option of the config, e.g. --set search.trials=4 --set review.top=3. Repeatable.")
 @click.option("--stages", default=",".join(("extract", "analyze", "encode", "search", "review")),
               show_default=True, help="Comma-separated stages to run, in pipeline order.")
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: RAY_ADDRESS, "
               "else an embedded local Ray).")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all).")
-def command(inputs, out, config_file, stages, address, num_cpus):
+def command(inputs, out, config_file, sets, stages, address, num_cpus):
     """Run every stage on INPUT... (audio files, folders, globs or file lists) into OUT.
 
     Each stage skips work already done, so rerunning after an interruption continues where it
@@ -24,9 +26,10 @@ def command(inputs, out, config_file, stages, address, num_cpus):
     options is kept, an interrupted search is resumed. OUT/review/report.html is the result to
     open; OUT/search/best.yaml the configuration to train for real with `genaudio train`.
     """
-    from genaudio.pipeline import load_pipeline_file, run_pipeline
+    from genaudio.config import load
+    from genaudio.pipeline import PipelineConfig, run_pipeline
 
-    cfg = load_pipeline_file(config_file)
+    cfg = load(PipelineConfig, config_file, overrides=sets)
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     results = run_pipeline(inputs, out, cfg, address=address, num_cpus=num_cpus, stages=chosen,
                            log=lambda m: click.echo(m, err=True))

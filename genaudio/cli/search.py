@@ -25,7 +25,14 @@ import click
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="At most K trials at once (default: as resources allow).")
 @click.option("--searcher", type=click.Choice(["optuna", "random"]), help="Optuna TPE (default) or random search.")
 @click.option("--scheduler", type=click.Choice(["asha", "fifo"]), help="ASHA early stopping (default) or none.")
-@click.option("--seed", type=int, help="Sampler and training seed (default 0).")
+@click.option("--seed", type=int, help="Sampler, training and judge-reference seed (default 0).")
+@click.option("--judge-clips", type=click.IntRange(min=5),
+              help="Clips the judge generates per judged epoch, and real clips per reference half (default 16).")
+@click.option("--judge-seconds", type=click.FloatRange(min=0.5),
+              help="Length of judged clips (default 5 s, or the store's segment length when shorter).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Any search option, also of the space, e.g. --set grace_period=2 "
+                   "--set space.lstm.hidden=[32,64]. Repeatable.")
 @click.option("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray).")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all cores).")
 @click.option("--resume", is_flag=True, help="Continue the search in --out after an interruption: finished "
@@ -33,13 +40,15 @@ import click
 @click.option("--show-space", is_flag=True, help="Print the search space (defaults + --config) for DIR and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no Tune progress table).")
 def command(store, run_dir, config_file, subset_file, trials, epochs, time_budget, gpus_per_trial, cpus_per_trial,
-            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, address, num_cpus, resume, show_space, quiet):
+            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, judge_clips, judge_seconds, sets, address,
+            num_cpus, resume, show_space, quiet):
     """Search feature subsets x encoder x LSTM/GAN architecture on Ray Tune.
 
     DIR is a features store (`genaudio extract` output). Every trial fits (or reuses from the
-    cache) an encoder on the chosen feature groups, trains an LSTM or a GAN on the codes, reports
-    a per-epoch score to ASHA (bad trials stop early) with a checkpoint, and the finished trials
-    are ranked by the comparable quality score (Frechet distance of generated vs held-out clips).
+    cache) an encoder on the chosen feature groups, trains an LSTM or a GAN on the codes, and is
+    judged at epoch 1, every ASHA rung and its last epoch: clips generated from that epoch's
+    model against held-out real clips (the judge of `genaudio score`, one scale for every
+    encoder and model). ASHA stops trials that are behind; the results rank by that quality.
 
     \b
     Output (see docs/search.md):
@@ -48,27 +57,28 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
       RUN/study.db                      the Optuna study (optuna-dashboard sqlite:///RUN/study.db)
       RUN/tune/search/                  Ray Tune's experiment (trials, checkpoints)
       RUN/cache/encoders/               fitted encoders + codes, reused across trials
+      RUN/judge/reference.json          the judge's real reference (real-vs-real score)
 
     Ctrl-C (or a killed driver) leaves RUN resumable: `genaudio search DIR --out RUN --resume`.
     """
-    from genaudio.config import load_yaml
+    from genaudio.config import load, parse_overrides
     from genaudio.errors import ConfigError
-    from genaudio.search.run import load_search_config, run_search
+    from genaudio.search.run import run_search
     from genaudio.search.run import show_space as describe_space
+    from genaudio.search.tuner import SearchConfig
 
-    file_cfg = load_yaml(config_file) if config_file else {}
-    overrides = {k: v for k, v in {
-        "trials": trials, "epochs": epochs, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
-        "gan_gpu_factor": gan_gpu_factor, "max_concurrent": max_concurrent, "searcher": searcher,
-        "scheduler": scheduler, "seed": seed}.items() if v is not None}
-    if time_budget is not None:
-        overrides["time_budget_s"] = time_budget
+    options = {k: v for k, v in {
+        "trials": trials, "epochs": epochs, "time_budget_s": time_budget, "gpus_per_trial": gpus_per_trial,
+        "cpus_per_trial": cpus_per_trial, "gan_gpu_factor": gan_gpu_factor, "max_concurrent": max_concurrent,
+        "searcher": searcher, "scheduler": scheduler, "seed": seed, "judge_clips": judge_clips,
+        "judge_seconds": judge_seconds}.items() if v is not None}
+    options.update(parse_overrides(sets))
     if show_space:
-        click.echo(describe_space(store, load_search_config(file_cfg, overrides), subset=subset_file))
+        click.echo(describe_space(store, load(SearchConfig, config_file, overrides=options), subset=subset_file))
         return
     if not run_dir:
         raise ConfigError("--out RUN is required (the folder that receives the search)")
-    cfg = None if resume and not file_cfg and not overrides else load_search_config(file_cfg, overrides)
+    cfg = None if resume and not config_file and not options else load(SearchConfig, config_file, overrides=options)
     summary = run_search(store, run_dir, cfg, subset=subset_file, resume=resume, address=address,
                          num_cpus=num_cpus, verbose=0 if quiet else 1)
     click.echo(summary.text())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from genaudio.errors import ConfigError, ModelError
+from genaudio.errors import ModelError
 
 # CLI option -> (TrainConfig section or None for top level, field)
 _OPTION_FIELDS = {
@@ -18,53 +18,22 @@ _OPTION_FIELDS = {
 }
 
 
-def _parse_set(items: tuple[str, ...]) -> dict:
-    """``--set lstm.mixtures=8 --set score.n_clips=16`` -> nested dict (values parsed as YAML)."""
-    import yaml
-
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lstm.mixtures=8")
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
-    return base
-
-
 def build_config(config_file: str | None, model: str | None, options: dict, sets: tuple[str, ...]):
     """TrainConfig from (in increasing priority) defaults, ``--config`` YAML, options, ``--set``."""
-    from genaudio.config import from_dict, load_yaml
+    from genaudio.config import load, load_yaml
     from genaudio.models.config import TrainConfig
 
-    d = load_yaml(config_file) if config_file else {}
-    if model:
-        d["model"] = model
-    fam = d.get("model", "lstm")
+    data = load_yaml(config_file) if config_file else {}
+    fam = model or data.get("model", "lstm")
+    dotted: dict = {"model": model} if model else {}
     for opt, value in options.items():
         if value is None:
             continue
         section, field = _OPTION_FIELDS[opt]
         if opt == "layers":  # --layers applies to the chosen model family
             section = fam
-        if section is None:
-            d[field] = value
-        else:
-            d.setdefault(section, {})[field] = value
-    _merge(d, _parse_set(sets))
-    return from_dict(TrainConfig, d)
+        dotted[f"{section}.{field}" if section else field] = value
+    return load(TrainConfig, data, dotted, overrides=sets)
 
 
 @click.command("train")
@@ -141,12 +110,10 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
                f"from {enc} -> {out_dir}")
     resume_from = out_dir if resume else None
     if workers:
-        import ray
-
+        from genaudio.infra import connect_ray
         from genaudio.models.distributed import train_distributed
 
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=True, configure_logging=False)
+        connect_ray(address, log_to_driver=True)
         result = train_distributed(cfg, data, out_dir=out_dir, workers=workers, gpus_per_worker=gpus_per_worker,
                                    resume_from=resume_from)
     else:

@@ -36,6 +36,7 @@ from torch import nn
 from genaudio.devices import resolve_device
 from genaudio.encoders.base import Encoder, register
 from genaudio.errors import EncoderError
+from genaudio.infra import atomic_path
 
 CROP = 64  # training crop length in input frames (multiple of downsample)
 
@@ -159,13 +160,11 @@ class AutoencoderEncoder(Encoder):
                 run += float(loss.detach())
             self.history.append(run / steps)
             if ck is not None:
-                ck.parent.mkdir(parents=True, exist_ok=True)
-                tmp = ck.with_name(ck.name + ".tmp")
-                torch.save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": self.history,
-                            "torch_rng": torch.get_rng_state(),
-                            "config_key": repr(sorted(vars(c).items()))}, tmp)
-                os.replace(tmp, ck)
+                with atomic_path(ck) as tmp:
+                    torch.save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": self.history,
+                                "torch_rng": torch.get_rng_state(),
+                                "config_key": repr(sorted(vars(c).items()))}, tmp)
         self.model.eval()
         self.model.to("cpu")
 

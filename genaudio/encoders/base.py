@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,7 +31,7 @@ from genaudio.config import ConfigError, from_dict, to_dict
 from genaudio.encoders import framing
 from genaudio.encoders.framing import Block, Standardizer
 from genaudio.errors import EncoderError
-from genaudio.store import replace_dir
+from genaudio.infra import atomic_dir
 
 FORMAT = "genaudio-encoder"
 FORMAT_VERSION = 1
@@ -474,9 +472,7 @@ class Encoder:
                 raise EncoderError(f"{path} exists and is not a folder; not overwriting it")
             if any(path.iterdir()) and not (path / "config.json").is_file():
                 raise EncoderError(f"{path} is a non-empty folder that holds no encoder; not overwriting it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-        try:
+        with atomic_dir(path) as tmp:
             arrays = dict(self._arrays())
             arrays["std_mean"] = self.standardizer.mean
             arrays["std_scale"] = self.standardizer.scale
@@ -497,10 +493,6 @@ class Encoder:
                 "has_audio_decoder": self.has_audio_decoder,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

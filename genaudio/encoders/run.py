@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,10 @@ from genaudio import store as fstore
 from genaudio.encoders import sweep as sw
 from genaudio.encoders.base import EncoderConfig, make_encoder
 from genaudio.encoders.metrics import evaluate
-from genaudio.encoders.store import (AUDIO, METRICS, CodesData, config_for_store, load_inputs, split_by_file,
+from genaudio.encoders.store import (AUDIO, CodesData, config_for_store, load_inputs, split_by_file,
                                      write_codes)
 from genaudio.errors import AudioError, EncoderError, StoreError
+from genaudio.infra import temp_dir_beside
 
 Log = Callable[[str], None]
 
@@ -106,8 +106,7 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
                                                       or (out / "rate_distortion.csv").is_file()):
             raise EncoderError(f"--out {out} holds something other than genaudio encode output; not "
                                "overwriting it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    return temp_dir_beside(out)
 
 
 def _publish(tmp: Path, out: Path) -> None:

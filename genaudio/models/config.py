@@ -1,7 +1,7 @@
 """Configuration of model training: one frozen dataclass per concern, validated on creation.
 
-``TrainConfig`` is what ``genaudio train --config FILE`` reads (YAML, via
-:func:`genaudio.config.from_dict`) and what ``RUN/config.yaml`` holds, so a run can be repeated.
+``TrainConfig`` is what ``genaudio train --config FILE --set ...`` reads (YAML, via
+:func:`genaudio.config.load`) and what ``RUN/config.yaml`` holds, so a run can be repeated.
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from genaudio.errors import GenaudioError, ModelError
+from genaudio.infra import connect_ray
 from genaudio.models.config import TrainConfig
 from genaudio.models.data import as_sequence_data
 from genaudio.models.parallel import DistContext
@@ -87,8 +88,7 @@ def train_distributed(config: TrainConfig, data: Any, *, out_dir: str | Path, wo
         raise ModelError(f"batch_size ({config.batch_size}) must be divisible by --workers ({workers})")
     out_dir = Path(out_dir).resolve()
     data = as_sequence_data(data)
-    if not ray.is_initialized():
-        ray.init(log_to_driver=verbose, configure_logging=False)
+    connect_ray(log_to_driver=verbose)  # no-op when the caller has connected already
     use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker}
     if use_gpu:

@@ -20,7 +20,6 @@ checkpoint file alone (e.g. a search trial's ``last.pt``) restores a model: :fun
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ import torch
 from genaudio.config import dump_yaml, from_dict, to_dict
 from genaudio.devices import resolve_device
 from genaudio.errors import ModelError
+from genaudio.infra import atomic_path, atomic_write_bytes, atomic_write_json
 from genaudio.models.config import TrainConfig
 from genaudio.models.data import Normalizer
 from genaudio.models.families import Family, build_family
-from genaudio.store import atomic_write_bytes, atomic_write_json
 
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -211,12 +210,10 @@ class Checkpoint:
 
 def save_checkpoint(run_dir: str | Path, ckpt: Checkpoint, *, best: bool = False) -> None:
     """Write ``checkpoints/last.pt`` (and ``best.pt`` when ``best``) atomically."""
-    buf = io.BytesIO()
-    torch.save(ckpt.to_dict(), buf)
-    data = buf.getvalue()
-    atomic_write_bytes(checkpoints_dir(run_dir) / LAST, data)
-    if best:
-        atomic_write_bytes(checkpoints_dir(run_dir) / BEST, data)
+    state = ckpt.to_dict()
+    for name in (LAST, BEST) if best else (LAST,):
+        with atomic_path(checkpoints_dir(run_dir) / name) as tmp:
+            torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

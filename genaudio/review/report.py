@@ -21,15 +21,14 @@ import numpy as np
 import pandas as pd
 
 from genaudio.quality import read_reference_summary
-from genaudio.search.trainable import REFERENCE_FILE
+from genaudio.search.layout import REFERENCE_FILE, STUDY_FILE, STUDY_NAME, cache_dir
 from genaudio import __version__, html_report
 from genaudio.errors import GenaudioError, StoreError
 from genaudio.review import plots
-from genaudio.review.table import (STUDY_FILE, Run, _fmt, _fmt_time, _num, group_names, read_history,
+from genaudio.review.table import (Run, _fmt, _fmt_time, _num, group_names, read_history,
                                    view_rows)
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
-STUDY_NAME = "genaudio-search"
 MIN_IMPORTANCE_TRIALS = 4
 
 
@@ -205,7 +204,7 @@ def _enc_dir(run: Run, ckpt: Path) -> Path | None:
     p = Path(enc)
     if p.is_dir():
         return p
-    q = run.path / "cache" / "encoders" / p.name  # the RUN folder was moved
+    q = cache_dir(run.path) / p.name  # the RUN folder was moved
     return q if q.is_dir() else None
 
 

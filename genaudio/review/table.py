@@ -19,11 +19,8 @@ import numpy as np
 import pandas as pd
 
 from genaudio.errors import StoreError
+from genaudio.search.layout import REFERENCE_FILE, RESULTS_PARQUET, STATE_FILE, tune_dir
 
-RESULTS_PARQUET = "results.parquet"
-STATE_FILE = "search.json"
-STUDY_FILE = "study.db"
-TUNE_SUBDIR = Path("tune") / "search"
 
 #: statuses in the order the status line lists them
 STATUSES = ("completed", "stopped", "running", "pending", "nan", "error")
@@ -82,7 +79,7 @@ class Run:
         return ranked if k is None else ranked.head(k)
 
     def tune_dir(self) -> Path:
-        return self.path / TUNE_SUBDIR
+        return tune_dir(self.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +141,7 @@ def tune_statuses(run_dir: Path) -> dict[str, str]:
     """``{trial_id: Tune status}`` (``RUNNING``, ``TERMINATED``, ``ERROR``, ``PENDING``, ...) from the
     newest ``experiment_state-*.json`` the driver wrote; ``{}`` when there is none or it cannot be
     read (Tune's internal format: best effort, the trial folders are the source of truth)."""
-    d = run_dir / TUNE_SUBDIR
+    d = tune_dir(run_dir)
     files = sorted(d.glob("experiment_state-*.json")) if d.is_dir() else []
     if not files:
         return {}
@@ -202,7 +199,7 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
 
 
 def _trial_folders(run_dir: Path) -> list[Path]:
-    d = run_dir / TUNE_SUBDIR
+    d = tune_dir(run_dir)
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if p.is_dir() and ((p / "params.json").is_file() or (p / "result.json").is_file()))
@@ -229,7 +226,7 @@ def load_run(run_dir: str | Path) -> Run:
         except ValueError:
             state = {}
     has_results = (run_dir / RESULTS_PARQUET).is_file()
-    if not (state or has_results or (run_dir / TUNE_SUBDIR).is_dir()):
+    if not (state or has_results or (tune_dir(run_dir)).is_dir()):
         raise StoreError(f"{run_dir} holds no search (no {STATE_FILE}, {RESULTS_PARQUET} or tune/search/); "
                          "point `genaudio review` at the --out folder of `genaudio search`")
     max_epochs = (state.get("config") or {}).get("epochs")
@@ -411,8 +408,6 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
 def reference_note(run: Run) -> str:
     """``"; real vs real 0.01 ± 0.05"`` from the search's judge/reference.json, or ``""``."""
     from genaudio.quality import read_reference_summary
-    from genaudio.search.trainable import REFERENCE_FILE
-
     ref = read_reference_summary(run.path / REFERENCE_FILE)
     if not ref:
         return ""

@@ -14,11 +14,9 @@ from typing import Any
 import pyarrow as pa
 
 from genaudio.search.session import METRIC, STATUS_NAN
-from genaudio.search.tuner import tune_dir
+from genaudio.search.layout import RESULTS_CSV, RESULTS_PARQUET, tune_dir
 from genaudio.store import atomic_write_bytes, atomic_write_table
 
-RESULTS_PARQUET = "results.parquet"
-RESULTS_CSV = "results.csv"
 
 # Tune's bookkeeping keys that are not metrics of the model
 _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",

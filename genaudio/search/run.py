@@ -7,35 +7,22 @@ one training/encoder config per family built from the space's bounds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from genaudio.config import from_dict, to_dict
 from genaudio.errors import ConfigError, SearchError, StoreError
+from genaudio.infra import connect_ray
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
-from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share,
-                                   parse_duration, read_state, run_tune, tune_dir, write_state)
+from genaudio.search.layout import BEST_FILE, STATE_FILE, STUDY_FILE, holds_search, read_state, write_state
+from genaudio.search.tuner import SearchConfig, TrialResources, gpu_share, run_tune
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
 
-BEST_FILE = "best.yaml"
 #: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
 FRAME_ENCODERS = ("pca", "autoencoder")
-
-
-def load_search_config(file_cfg: dict | None, overrides: dict | None = None) -> SearchConfig:
-    """A :class:`SearchConfig` from a YAML mapping (``space:`` included) and CLI overrides."""
-    data = dict(file_cfg or {})
-    data.update(overrides or {})
-    if "time_budget_s" in data:
-        data["time_budget_s"] = parse_duration(data["time_budget_s"])
-    if "time_budget" in data:
-        data["time_budget_s"] = parse_duration(data.pop("time_budget"))
-    return from_dict(SearchConfig, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,30 +167,6 @@ def _fmt(v) -> str:
 # Driver
 
 
-def _init_ray(address: str | None, num_cpus: int | None) -> None:
-    import os
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        # "local": a new embedded Ray, never a `ray start` cluster that happens to run here.
-        # Ray gives its raylet a fixed 30 s to register; on a saturated machine that can fail
-        # once, so the embedded Ray is started up to 3 times.
-        for attempt in range(3):
-            try:
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-                return
-            except Exception as e:
-                ray.shutdown()
-                if "timed out during startup" not in str(e) or attempt == 2:
-                    raise SearchError(f"could not start the embedded Ray: {e}") from None
-
-
 def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None = None, *, subset=None,
                resume: bool = False, address: str | None = None, num_cpus: int | None = None,
                verbose: int = 1) -> SearchSummary:
@@ -222,7 +185,6 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     resume : bool
         Continue an interrupted search in ``run_dir`` (``Tuner.restore``).
     """
-    import pyarrow as pa
 
     from genaudio.search.results import collect_results, write_results
     from genaudio.search.trainable import judge_data, search_trainable, store_data
@@ -243,14 +205,14 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     subset_set = read_subset(subset) if subset is not None and not isinstance(subset, set) else subset
     manifest, frames, space = prepare_space(store, cfg, subset_set)
     if not resume:
-        if tune_dir(run_dir).exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_state(run_dir, {"store": str(store), "config": to_dict(cfg), "space": space.to_dict(),
                               "subset": sorted(subset_set) if subset_set is not None else None,
                               "store_config_hash": manifest.get("config_hash"), "started": time.time()})
 
-    _init_ray(address, num_cpus)
+    connect_ray(address, num_cpus=num_cpus)
     resources = TrialResources(cfg.cpus_per_trial, gpu_share(cfg), cfg.gan_gpu_factor)
     # read once in the driver: only the columns the space can use; Tune puts it in the object store
     used = [space.core] + [f for f, g in frames.items() if g in space.optional_groups and f != space.core]
@@ -290,5 +252,5 @@ def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict
     return doc
 
 
-__all__ = ["load_search_config", "run_search", "show_space", "SearchSummary", "write_best",
+__all__ = ["run_search", "show_space", "SearchSummary", "write_best",
            "prepare_space", "store_frame_features"]

@@ -19,10 +19,6 @@ STATUS_RUNNING = "running"
 STATUS_NAN = "nan"
 
 
-class NonFiniteMetric(Exception):
-    """Internal marker: the trial's loss or score stopped being finite."""
-
-
 def trial_info() -> dict[str, Any]:
     """Where the trial runs: node, process and the accelerator ids Ray assigned to it."""
     import ray

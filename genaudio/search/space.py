@@ -398,12 +398,6 @@ def define_by_run(space: SearchSpace) -> DefineByRun:
     return DefineByRun(space)
 
 
-def sample_config(space: SearchSpace, trial) -> dict:
-    """All values of one trial (drawn and fixed) as the flat dict the trainable receives."""
-    fixed = define_by_run(space)(trial)
-    return {**trial.params, **fixed}
-
-
 def selected_groups(config: dict) -> list[str]:
     """The optional feature groups a trial switched on (sorted)."""
     return sorted(k.split(".", 1)[1] for k, v in config.items()

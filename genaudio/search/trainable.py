@@ -26,12 +26,10 @@ own copy (correct, only some encoders are fitted more than once).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,19 +37,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from genaudio.config import config_hash, from_dict, to_dict
+from genaudio.config import config_hash, from_dict, load, to_dict
 from genaudio.errors import ConfigError, GenaudioError, QualityError
+from genaudio.infra import atomic_dir, file_lock
+from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, cache_dir
 from genaudio.search.session import METRIC, report_epoch
 from genaudio.search.space import selected_groups
-from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_json, read_segments
+from genaudio.infra import atomic_write_json
+from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, read_segments
 
-CACHE_DIR = "cache/encoders"
-#: The judge's reference summary of a search: ``RUN/judge/reference.json``
-REFERENCE_FILE = "judge/reference.json"
-#: A cached encoder's ceiling (its reconstructions judged): ``<cache entry>/judge.json``
-CEILING_FILE = "judge.json"
-_TRAIN_KEYS = {"lr", "batch_size", "steps_per_epoch", "val_fraction", "window_hop", "grad_clip",
-               "weight_decay", "divergence_factor", "patience", "amp"}
+# A trial's ``train.*`` parameters are TrainConfig's top-level options, except those the search
+# sets itself: the family (from ``model.family``), epochs and seed (the search's), the device (Tune's).
+_SEARCH_OWNED = ("model", "epochs", "seed", "device")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,24 +56,22 @@ _TRAIN_KEYS = {"lr", "batch_size", "steps_per_epoch", "val_fraction", "window_ho
 
 
 def train_config(flat: dict):
-    """The :class:`~genaudio.models.config.TrainConfig` of a flat trial config."""
+    """The :class:`~genaudio.models.config.TrainConfig` of a flat trial config
+    (``model.family``, ``<family>.*``, ``train.*``, ``score.*``, ``epochs``, ``seed``)."""
     from genaudio.models.config import TrainConfig
 
     fam = flat.get("model.family", "lstm")
     d: dict[str, Any] = {"model": fam, "epochs": int(flat.get("epochs", 10)), "seed": int(flat.get("seed", 0))}
     for k, v in flat.items():
         section, _, name = k.partition(".")
-        if section == fam and name:
-            d.setdefault(fam, {})[name] = v
-        elif section == "train" and name:
-            if name not in _TRAIN_KEYS:
-                raise ConfigError(f"train.{name} is not a training option (valid: {', '.join(sorted(_TRAIN_KEYS))})")
+        if name and section in (fam, "score"):
+            d[k] = v
+        elif name and section == "train":
+            if name in _SEARCH_OWNED or "." in name:
+                raise ConfigError(f"{k}: the search sets {name} itself; it is not a training option to search")
             d[name] = v
-        elif section == "score" and name:
-            d.setdefault("score", {})[name] = v
-    # the search scores the last epoch itself (inside the trial's last report)
-    d.setdefault("score", {})["at_end"] = False
-    return from_dict(TrainConfig, d)
+    d["score.at_end"] = False  # the search scores the last epoch itself (inside the trial's last report)
+    return load(TrainConfig, d)
 
 
 def encoder_options(flat: dict, analysis: dict | None = None, group_features: dict | None = None) -> dict:
@@ -126,7 +121,7 @@ def store_data(store: Path, manifest: dict, features: list[str], frame_groups: d
         groups.setdefault(g, []).append(f)
     info = {"dir": str(store), "config_hash": manifest.get("config_hash") or config_hash(manifest.get("config", {})),
             "analysis": analysis_of(manifest), "group_features": {g: sorted(v) for g, v in groups.items()},
-            "cache_dir": str(run_dir / CACHE_DIR)}
+            "cache_dir": str(cache_dir(run_dir))}
     return {"frames": table, "store": info}
 
 
@@ -185,16 +180,12 @@ def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
     root = Path(store["cache_dir"])
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
-    with open(root / f"{key}.lock", "w") as lock:
+    with file_lock(root / f"{key}.lock"):
         # one trial per key fits; the others wait and then read (one machine; see module docstring)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            hit = (entry / "manifest.json").is_file()
-            if not hit:
-                _fit_and_write(table, store, enc_cfg, entry)
-            codes = read_codes(entry)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        hit = (entry / "manifest.json").is_file()
+        if not hit:
+            _fit_and_write(table, store, enc_cfg, entry)
+        codes = read_codes(entry)
     meta = json.loads((entry / "manifest.json").read_text())
     ids = codes.ids
     data = SequenceData(list(codes.codes), ids["file_id"].to_numpy(), float(meta["code_rate_hz"]),
@@ -216,15 +207,10 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
     codes = [enc.encode(it) for it in items]
     ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
     # written complete into a temporary folder, then renamed: readers never see half an entry
-    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
-    try:
+    with atomic_dir(entry) as tmp:
         write_codes(tmp, CodesData(codes, ids, enc, None), enc,
                     source={"dir": store["dir"], "config_hash": store["config_hash"]},
                     extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
-        os.rename(tmp, entry)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

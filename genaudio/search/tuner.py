@@ -19,14 +19,29 @@ from ray.tune.search.optuna import OptunaSearch
 
 from genaudio.config import config_hash, to_dict
 from genaudio.errors import ConfigError, SearchError
+from genaudio.search.layout import EXPERIMENT, STUDY_FILE, STUDY_NAME, holds_search, tune_dir
 from genaudio.search.session import METRIC
 
-EXPERIMENT = "search"          # Tune experiment name: RUN/tune/search
-STUDY_FILE = "study.db"        # Optuna study (SQLite), written only by the driver
-STUDY_NAME = "genaudio-search"
-STATE_FILE = "search.json"     # what was run: store, config, space; read by --resume
 
 log = logging.getLogger(__name__)
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"4h"``, ``"90m"``, ``"30s"``, ``"1h30m"`` or a number of seconds -> seconds."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    import re
+
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
+    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
+        raise ConfigError(f"cannot read time budget {text!r}; write e.g. 4h, 90m, 1h30m or 3600")
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * unit[b] for a, b in parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +55,8 @@ class SearchConfig:
     epochs : int
         Maximum epochs per trial (ASHA's ``max_t``).
     time_budget_s : float or None
-        Stop launching and running trials after this many seconds; ``None`` = no limit.
+        Stop launching and running trials after this many seconds (or a duration such as ``4h``,
+        ``90m``, ``1h30m``); ``None`` = no limit.
     cpus_per_trial : float
         CPUs reserved per trial.
     gpus_per_trial : float or None
@@ -73,7 +89,7 @@ class SearchConfig:
 
     trials: int = 20
     epochs: int = 10
-    time_budget_s: float | None = None
+    time_budget_s: float | None = dataclasses.field(default=None, metadata={"parse": parse_duration})
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
     gan_gpu_factor: float = 1.0
@@ -122,24 +138,6 @@ def _check_gpu_share(g: float, what: str) -> None:
     # Ray packs fractional GPUs only below 1; above 1 a trial needs whole GPUs.
     if g < 0 or (g > 1 and abs(g - round(g)) > 1e-9):
         raise ConfigError(f"{what} must be a fraction in [0, 1] or a whole number of GPUs, got {g:g}")
-
-
-def parse_duration(text: str | float | int | None) -> float | None:
-    """``"4h"``, ``"90m"``, ``"30s"``, ``"1h30m"`` or a number of seconds -> seconds."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        return float(text)
-    import re
-
-    s = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
-    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
-        raise ConfigError(f"cannot read time budget {text!r}; write e.g. 4h, 90m, 1h30m or 3600")
-    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(float(a) * unit[b] for a, b in parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,10 +280,6 @@ def judged_epochs(cfg: SearchConfig) -> tuple[int, ...]:
     return tuple(sorted(rungs))
 
 
-def tune_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir).resolve() / "tune" / EXPERIMENT
-
-
 def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cfg: SearchConfig,
              data: dict | None = None, resources: TrialResources | None = None, resume: bool = False,
              verbose: int = 1, callbacks: list | None = None, families=("lstm",)):
@@ -324,7 +318,7 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
         tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        if exp_dir.exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it "
                               "or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -351,19 +345,6 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
     grid = tuner.fit()
     log.info("search finished in %.1f s", time.time() - t0)
     return grid
-
-
-def write_state(run_dir: Path, state: dict) -> None:
-    from genaudio.store import atomic_write_json
-
-    atomic_write_json(run_dir / STATE_FILE, state)
-
-
-def read_state(run_dir: Path) -> dict:
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        raise SearchError(f"{run_dir} holds no search to resume (no {STATE_FILE})")
-    return json.loads(path.read_text())
 
 
 def search_config_dict(cfg: SearchConfig) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import pytest
 
 from genaudio.search.results import collect_results, write_results
 from genaudio.search.synthetic import SyntheticSpace, make_data, synthetic_trainable
-from genaudio.search.tuner import STUDY_FILE, STUDY_NAME, SearchConfig, TrialResources, run_tune
+from genaudio.search.layout import STUDY_FILE, STUDY_NAME
+from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ from collections import Counter
 import pytest
 
 from genaudio.search.results import collect_results
-from genaudio.search.synthetic import SyntheticSpace, make_data, synthetic_trainable
-from genaudio.search.tuner import SearchConfig, TrialResources, run_tune, tune_dir
+from genaudio.search.layout import tune_dir
+from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
+
+from .synthetic import SyntheticSpace, make_data, synthetic_trainable
 
 
 def _max_overlap(intervals):

@@ -16,16 +16,17 @@ import yaml
 from click.testing import CliRunner
 
 from genaudio.cli import main
-from genaudio.config import from_dict, load_yaml
+from genaudio.config import from_dict, load
 from genaudio.models.config import TrainConfig
-from genaudio.search.run import load_search_config, run_search
-from genaudio.search.tuner import STUDY_FILE, STUDY_NAME
+from genaudio.search.layout import STUDY_FILE, STUDY_NAME
+from genaudio.search.run import run_search
+from genaudio.search.tuner import SearchConfig
 
 
 @pytest.mark.slow
 def test_small_real_search_writes_every_result(ray_local, search_store, tiny_config, tmp_path):
     run = tmp_path / "run"
-    cfg = load_search_config(load_yaml(tiny_config(trials=3, epochs=2)))
+    cfg = load(SearchConfig, tiny_config(trials=3, epochs=2))
     summary = run_search(search_store, run, cfg, verbose=0)
     assert len(summary.rows) == 3
 
@@ -123,7 +124,7 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     from genaudio.search.run import prepare_space
     from genaudio.store import read_manifest
 
-    cfg = load_search_config({"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
+    cfg = load(SearchConfig, {"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
                                   "features": {"optional": []}, "model": {"family": ["lstm"]},
                                   "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "epochs": 2, "hidden": 16},

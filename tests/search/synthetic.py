@@ -1,4 +1,4 @@
-"""A small *real* training task for exercising the Tuner wiring without audio.
+"""A small *real* training task for exercising the Tuner wiring without audio (test support).
 
 It fits a torch MLP to a fixed nonlinear regression problem; its score is the validation MSE,
 so learning rate, width and depth really change the outcome and early epochs predict later ones
@@ -11,13 +11,20 @@ Config keys: ``train.lr``, ``train.batch_size``, ``synth.hidden``, ``synth.layer
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import ray.cloudpickle
 
 from genaudio.search.session import report_epoch
+
+# This module is not installed (it lives in tests/): Ray workers cannot import it, so its
+# functions travel to them by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
 
 class SyntheticSpace:
     """Define-by-run space of the synthetic task: learning rate, batch size, width, depth.
@@ -39,11 +46,6 @@ class SyntheticSpace:
         trial.suggest_int("synth.hidden", 4, 128, log=True)
         trial.suggest_int("synth.layers", 1, 3)
         return {**self.fixed, **self.by_number.get(trial.number, {})}
-
-
-def synthetic_space(trial) -> dict:
-    """The synthetic space with nothing fixed."""
-    return SyntheticSpace()(trial)
 
 
 def make_data(n: int = 2048, d: int = 8, *, seed: int = 0) -> dict:
