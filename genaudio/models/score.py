@@ -57,13 +57,14 @@ def held_out_reference(ids, val_files, *, n: int, seconds: float, sample_rate: i
                        space=None, progress=None):
     """The judge's reference from held-out files of an encoded or features store.
 
-    Two halves of ``val_files`` (split by file); when fewer than 2 files are held out (a tiny
-    corpus), every file of the store is used instead, which the reference's ``files`` shows.
+    Two halves of ``val_files`` (split by file); when the held-out files cannot fill two halves
+    of ``n`` clips (a tiny corpus), every file of the store is used instead, which the
+    reference's ``files`` shows.
     """
-    from genaudio.quality import build_reference
+    from genaudio.quality import build_reference, split_halves
 
     windows = store_windows(ids, seconds=seconds, files=val_files)
-    if len({w.file_id for w in windows}) < 2:
+    if len({w.file_id for w in windows}) < 2 or min(map(len, split_halves(windows, n=n, seed=seed))) < n:
         windows = store_windows(ids, seconds=seconds)
     return build_reference(windows, n=n, seconds=seconds, sample_rate=sample_rate, seed=seed, space=space,
                            progress=progress)
