@@ -33,11 +33,9 @@ def build_encoded_store(out, files, *, sr: int = 16000, seg: float = 1.0, core: 
     files = list(files)[:8]
     rows, clips = [], []
     for i, path in enumerate(files):
-        # 5 segments per file: each held-out file is one half of the judge's reference, which
-        # needs at least 5 clips (ScoreConfig.n_clips >= 5)
-        y, _ = load(path, config=AudioConfig(sample_rate=sr), duration=5.0)
+        y, _ = load(path, config=AudioConfig(sample_rate=sr), duration=4.0)
         n = int(seg * sr)
-        for s in range(min(5, len(y) // n)):
+        for s in range(min(4, len(y) // n)):
             clips.append(y[s * n:(s + 1) * n])
             rows.append({"file_id": f"f{i}", "path": str(path), "label": path.parent.name, "segment": s,
                          "start_s": s * seg, "duration_s": seg, "split": "test" if i in (1, 5) else "train"})
