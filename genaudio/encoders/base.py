@@ -284,6 +284,11 @@ class Encoder:
                                          hop_length=c.hop_length, n_iter=c.griffin_lim_iters, seed=c.seed)
 
     @property
+    def can_learn_decoder(self) -> bool:
+        """Whether :meth:`fit_decoder` / :meth:`set_decoder` apply (a spectral core to vocode)."""
+        return self.has_audio_decoder
+
+    @property
     def decoder_name(self) -> str:
         """``"learned"``, ``"griffinlim"`` or ``"none"`` (no spectral core)."""
         return self.decoder.name if self.has_audio_decoder else "none"

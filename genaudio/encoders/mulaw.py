@@ -40,6 +40,10 @@ class MuLawEncoder(Encoder):
     def decoder_name(self) -> str:
         return "mulaw"
 
+    @property
+    def can_learn_decoder(self) -> bool:
+        return False
+
     def set_decoder(self, decoder):
         if decoder is not None:
             raise EncoderError("the mulaw encoder decodes its waveform exactly: it takes no learned decoder")

@@ -71,7 +71,8 @@ class VocoderConfig:
         analysis (Hz, samples, samples, bands) and must match the encoder's.
     channels, intermediate, layers, kernel : int
         ConvNeXt width, hidden width of its pointwise MLP, number of blocks, depthwise kernel size.
-        The default (192, 576, 6, 7) has ~1.7 M parameters; Vocos's published size is (512, 1536, 8, 7).
+        The default (128, 384, 6, 7) has 0.85 M parameters (log_mel 128); Vocos's published size is
+        (512, 1536, 8, 7), 13.5 M.
     epochs, steps_per_epoch, batch_size, crop_frames : int
         Training length: ``epochs * steps_per_epoch`` optimiser steps on batches of
         ``batch_size`` random crops of ``crop_frames`` frames (64 frames = 0.74 s at hop 256, 22.05 kHz).
@@ -96,8 +97,8 @@ class VocoderConfig:
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 128
-    channels: int = 192
-    intermediate: int = 576
+    channels: int = 128
+    intermediate: int = 384
     layers: int = 6
     kernel: int = 7
     epochs: int = 30
@@ -362,6 +363,16 @@ class LearnedDecoder:
         return cls(cfg, net, meta.get("history"), meta.get("training"))
 
 
+def load_decoder(path: str | os.PathLike) -> LearnedDecoder:
+    """The learned decoder in ``path``: a vocoder folder, a saved encoder folder (its ``decoder/``)
+    or an encoded store (``encoder/decoder/``), so one trained vocoder can serve other encoders."""
+    path = Path(path)
+    for folder in (path, path / "decoder", path / "encoder" / "decoder"):
+        if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+            return LearnedDecoder.load(folder)
+    raise EncoderError(f"{path} holds no learned decoder (no vocoder, encoder/decoder or encoder folder with one)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 
@@ -484,13 +495,13 @@ def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], con
         spent += dt
         history.append({"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
                         "seconds": dt})
+        if ck is not None:  # saved before anything is reported: an interruption loses no epoch
+            _save_checkpoint(ck, cfg, net, opt, sched, gen, disc, opt_d, epoch + 1, history, spent)
         if bar is not None:
             bar.set_postfix({k: f"{history[-1][k]:.3f}" for k in ("loss", "mrstft", "mel_l1")})
         if log is not None:
             log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k} {history[-1][k]:.4f}"
                                                               for k in ("loss", "mrstft", "mel_l1")))
-        if ck is not None:
-            _save_checkpoint(ck, cfg, net, opt, sched, gen, disc, opt_d, epoch + 1, history, spent)
     if bar is not None:
         bar.close()
     net.eval().to("cpu")
