@@ -37,7 +37,7 @@ def _csv(value: str | None) -> tuple[str, ...]:
               help="Audio decoder of spectral encoders: learned trains a vocoder (core frames -> audio) on "
                    "the training audio; griffinlim guesses the phase (no training). Without a trained "
                    "vocoder an encoder always falls back to Griffin-Lim.")
-@click.option("--decoder-epochs", default=30, show_default=True, type=int,
+@click.option("--decoder-epochs", default=12, show_default=True, type=int,
               help="Learned decoder: training epochs (50 steps each).")
 @click.option("--decoder-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Reuse the learned decoder of an encoded store, encoder or vocoder folder (same core and "

@@ -109,7 +109,7 @@ class EncoderConfig:
     seed: int = 0
     griffin_lim_iters: int = 64
     decoder: str = "griffinlim"
-    decoder_epochs: int = 30
+    decoder_epochs: int = 12
 
     def __post_init__(self):
         if self.kind not in KINDS:

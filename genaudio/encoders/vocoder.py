@@ -101,7 +101,7 @@ class VocoderConfig:
     intermediate: int = 384
     layers: int = 6
     kernel: int = 7
-    epochs: int = 30
+    epochs: int = 12
     steps_per_epoch: int = 50
     batch_size: int = 16
     crop_frames: int = 64
