@@ -1,9 +1,7 @@
 """Tables, ``subset.yaml``, ``summary.json``, plots and the self-contained ``report.html``."""
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import json
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from genaudio import __version__
+from genaudio import __version__, html_report
 from genaudio.analyze import plots
 from genaudio.config import to_dict
 from genaudio.store import atomic_write_bytes, atomic_write_json, parse_summary_column
@@ -182,176 +180,43 @@ def write_all(a, out: Path, *, source: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:.86em;margin:.6em 0}td,th{border:1px solid #ddd;padding:3px 7px;
-text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;margin:.3em 0}
-.explain{color:#444;font-size:.93em}img{max-width:100%;border:1px solid #eee}
-.kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .9em;background:#f5f7fb;border-radius:6px}
-.kpi b{font-size:1.3em;display:block}pre{background:#f6f6f6;padding:.7em;overflow-x:auto;font-size:.85em}
-"""
-
-
-def _table(df: pd.DataFrame, max_rows: int | None = None, floatfmt: str = "{:.4g}") -> str:
-    if max_rows is not None:
-        df = df.head(max_rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for _, r in df.iterrows():
-        cells = []
-        for v in r.tolist():
-            if isinstance(v, (float, np.floating)):
-                s = "" if np.isnan(v) else floatfmt.format(v)
-            else:
-                s = str(v)
-            cells.append(f"<td>{html.escape(s)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-EXPLAIN = {
-    "importance": (
-        "<b>Permutation importance.</b> A {clf} is trained on the training folds; on the held-out fold the "
-        "values of one column (left) or of all columns of one catalog feature (right) are shuffled across "
-        "segments and the drop in accuracy is measured. A large drop means the classifier relies on it. "
-        "Shuffling one of several redundant columns costs little because the others stand in, so also read "
-        "the feature- and group-level numbers. Error bars: ±1 standard deviation over {folds} folds × "
-        "{reps} shuffles."),
-    "groups": (
-        "<b>Group ablation.</b> Cross-validated accuracy when the classifier sees <i>only</i> one feature group "
-        "(how much that group knows on its own) and when it sees every group <i>except</i> that one (how much "
-        "is lost without it, i.e. what no other group replaces). Groups are what the search switches on and off."),
-    "correlation": (
-        "<b>Correlation structure.</b> Pearson correlation between standardized summary columns, ordered by "
-        "hierarchical clustering (complete linkage on 1 − |r|). Columns in one cluster all correlate above "
-        "|r| = {thr:g}: they carry nearly the same information and one representative per cluster suffices. "
-        "The strip on the left shows each column's group."),
-    "pca": (
-        "<b>PCA.</b> Principal component analysis of the standardized columns: how many linear combinations "
-        "hold 90 / 95 / 99 % of the total variance (the effective dimensionality of the features). Right: the "
-        "same per group, against the number of columns it has."),
-    "embedding": (
-        "<b>2-D embedding.</b> Each point is a segment, placed by {method} of the standardized summary columns "
-        "(after a 50-component PCA), coloured by label. Separated colours mean the features separate the "
-        "classes without supervision. Axes have no physical unit."),
-    "distributions": (
-        "<b>Distributions.</b> How the values of the top columns differ between classes (boxes: quartiles, "
-        "line: median, whiskers: 1.5 × interquartile range, outliers hidden)."),
-}
+# HTML (markup and prose in genaudio/templates/analyze.html.j2)
 
 
 def render_html(a, imp, grp, clu, exc, images, source: str) -> str:
+    """``report.html``: the numbers and tables of the analysis for ``templates/analyze.html.j2``."""
     t = a.table
     sv = a.supervised
     cfg = a.cfg
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>Feature analysis: {html.escape(source)}</title><style>{_CSS}</style></head><body>"]
-    parts.append(f"<h1>Which features matter</h1><p class='explain'>Features store <code>{html.escape(source)}</code>"
-                 f" · genaudio {__version__} · seed {cfg.seed} · label column "
-                 f"<code>{html.escape(str(cfg.label_column or '(none)'))}</code></p>")
     s = a.sample_sizes
     kpis = [("segments analysed", f"{s['rows_used']:,} of {s['rows_total']:,}"),
             ("summary columns", f"{s['columns']:,}"), ("catalog features", f"{s['features']}"),
             ("groups", f"{s['groups']}")]
+    ctx = dict(source=source, version=__version__, cfg=cfg, sv=sv, sizes=s, notes=a.notes, subset=a.subset,
+               subset_yaml=subset_yaml(a, source), groups=grp,
+               images={name: {"title": title, "path": path} for name, title, path in images},
+               classifier={"logistic": "standardized logistic regression", "forest": "random forest"}[cfg.classifier],
+               embedding_method="t-SNE" if a.embedding_method == "tsne" else "PCA")
     if sv:
-        kpis += [("CV accuracy (all features)", f"{np.mean(sv['accuracy']) * 100:.1f}% ± {np.std(sv['accuracy']) * 100:.1f}"),
+        kpis += [("CV accuracy (all features)",
+                  f"{np.mean(sv['accuracy']) * 100:.1f}% ± {np.std(sv['accuracy']) * 100:.1f}"),
                  ("majority baseline", f"{sv['chance'] * 100:.1f}%"), ("classes", f"{len(sv['classes'])}")]
+        ctx["class_counts"] = ", ".join(f"{c}: {n}" for c, n in zip(sv["classes"], sv["class_counts"]))
+        for key, level in (("top_columns", "column"), ("top_features", "feature")):
+            piv = imp[imp.level == level].pivot_table(index=["feature", "group"], columns="method", values="score")
+            ctx[key] = piv.sort_values("permutation", ascending=False).reset_index().head(cfg.top)
     kpis.append(("PCA dims for 95%", f"{a.dims[0.95]}"))
-    parts.append("<div>" + "".join(f"<div class='kpi'><b>{html.escape(v)}</b>{html.escape(k)}</div>" for k, v in kpis)
-                 + "</div>")
-    if a.notes:
-        parts.append("<h2>Notes</h2>" + "".join(f"<div class='note'>{html.escape(n)}</div>" for n in a.notes))
-
-    parts.append("<h2>Recommended subset</h2>")
-    sub = a.subset
-    if sub["method"] == "greedy_groups":
-        verdict = "reaches" if sub["reached"] else "does not reach (all groups are kept)"
-        parts.append(f"<p>Smallest set of groups found by greedy forward selection (each step adds the group that "
-                     f"raises cross-validated accuracy most) that keeps {cfg.target * 100:.0f}% of the full set's "
-                     f"accuracy: <b>{html.escape(', '.join(sub['groups']))}</b>: {sub['subset_accuracy'] * 100:.1f}% vs "
-                     f"{sub['full_accuracy'] * 100:.1f}% with everything; it {verdict} the target.</p>")
-    else:
-        parts.append(f"<p>Without labels the subset is the non-redundant set: the fewest catalog features whose "
-                     f"columns cover every correlation cluster (|r| &gt; {cfg.corr_threshold:g}), chosen by greedy "
-                     f"set cover: <b>{len(sub['features'])}</b> of {s['features']} features, "
-                     f"{sub['clusters']} clusters.</p>")
-    parts.append(f"<pre>{html.escape(subset_yaml(a, source))}</pre>")
-
-    sec = {name: (title, path) for name, title, path in images}
-    fmt = dict(clf={"logistic": "standardized logistic regression", "forest": "random forest"}[cfg.classifier],
-               folds=sv["folds"] if sv else 0, reps=cfg.permutation_repeats, thr=cfg.corr_threshold,
-               method="t-SNE" if a.embedding_method == "tsne" else "PCA")
-    if sv:
-        parts.append("<h2>Supervised: how well the features predict the label</h2>")
-        parts.append(f"<p class='explain'>Classifier: {fmt['clf']}; {sv['folds']}-fold cross-validation grouped by "
-                     f"file (segments of one recording never straddle train and test) and stratified by class; "
-                     f"{s.get('supervised_rows', 0):,} labelled segments. Class counts: "
-                     + html.escape(", ".join(f"{c}: {n}" for c, n in zip(sv["classes"], sv["class_counts"]))) + ".</p>")
-        for name in ("importance", "groups"):
-            parts.append(f"<h3>{sec[name][0]}</h3><p class='explain'>{EXPLAIN[name].format(**fmt)}</p>"
-                         + _img(sec[name][1], sec[name][0]))
-        parts.append("<h3>Groups</h3>" + _table(grp))
-        parts.append(f"<h3>Top {cfg.top} summary columns</h3><p class='explain'><b>Mutual information</b> (nats, "
-                     f"k-nearest-neighbour estimate on {s.get('mi_rows', 0):,} segments) measures any, also non-linear, "
-                     "dependence of one column on the label, regardless of the classifier and of the other columns.</p>")
-        col = imp[imp.level == "column"].pivot_table(index=["feature", "group"], columns="method", values="score")
-        col = col.sort_values("permutation", ascending=False).reset_index().head(cfg.top)
-        parts.append(_table(col))
-        feat = imp[imp.level == "feature"].pivot_table(index=["feature", "group"], columns="method", values="score")
-        feat = feat.sort_values("permutation", ascending=False).reset_index().head(cfg.top)
-        parts.append("<h3>Catalog features (all columns of a feature shuffled together; MI: best column)</h3>"
-                     + _table(feat))
-        parts.append(f"<h3>{sec['distributions'][0]}</h3><p class='explain'>{EXPLAIN['distributions']}</p>"
-                     + _img(sec["distributions"][1], "distributions"))
-    else:
-        parts.append("<h2>Supervised analyses</h2><p class='note'>Not run: see the notes above.</p>")
-        parts.append("<h2>Groups</h2>" + _table(grp))
-
-    parts.append("<h2>Unsupervised: variance, redundancy, dimensionality</h2>")
-    for name in ("correlation", "pca", "embedding"):
-        parts.append(f"<h3>{sec[name][0]}</h3><p class='explain'>{EXPLAIN[name].format(**fmt)}</p>"
-                     + _img(sec[name][1], sec[name][0]))
-    if not sv:
-        parts.append(f"<h3>{sec['distributions'][0]}</h3>" + _img(sec["distributions"][1], "distributions"))
     big = clu[clu.cluster_size > 1]
-    parts.append(f"<h3>Redundant clusters</h3><p class='explain'>{int(a.clusters.max() + 1)} clusters; "
-                 f"{big.cluster.nunique()} hold more than one column. The largest (full list in clusters.csv):</p>")
+    summ = None
     if len(big):
         summ = (big.groupby("cluster").agg(size=("cluster_size", "first"),
                                            representative=("column", "first"),
                                            members=("column", lambda c: ", ".join(list(c)[:8]) + (" …" if len(c) > 8 else "")))
                 .reset_index().head(15))
-        parts.append(_table(summ))
     var = imp[(imp.level == "column") & (imp.method == "variance")].head(cfg.top)
-    parts.append("<h3>Variance</h3><p class='explain'>Variance of each raw column (in its own squared unit, so "
-                 "compare only columns of one feature); near-zero variance means the column barely changes.</p>"
-                 + _table(var[["feature", "group", "score", "rank"]]))
-    if len(exc) or t.imputed:
-        parts.append("<h2>Excluded and repaired columns</h2>")
-        if len(exc):
-            parts.append(_table(exc))
-        if t.imputed:
-            parts.append("<p class='explain'>Non-finite values replaced by the column median:</p>"
-                         + _table(pd.DataFrame(t.imputed, columns=["column", "values replaced"])))
-    timings = ", ".join(f"{k} {v:.1f}" for k, v in a.timings.items())
-    parts.append(f"<h2>Run</h2><p class='explain'>Sample sizes: {html.escape(_fmt_sizes(a))}. Timings (s): "
-                 f"{html.escape(timings)}. Files: importance.csv, groups.csv, clusters.csv, excluded.csv, "
-                 "subset.yaml, summary.json.</p>")
-    # Records on <body> how many embedded images decoded, so a headless browser test can check it.
-    parts.append("<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
-                 "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}"
-                 "document.body.setAttribute('data-images-total',im.length);"
-                 "document.body.setAttribute('data-images-loaded',ok);});</script>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    ctx.update(kpis=kpis, n_clusters=int(a.clusters.max() + 1), n_big_clusters=big.cluster.nunique(),
+               big_clusters=summ, variance=var[["feature", "group", "score", "rank"]],
+               excluded=exc if len(exc) else None,
+               imputed=pd.DataFrame(t.imputed, columns=["column", "values replaced"]) if t.imputed else None,
+               sample_sizes_json=_fmt_sizes(a), timings=", ".join(f"{k} {v:.1f}" for k, v in a.timings.items()))
+    return html_report.render("analyze.html.j2", **ctx)

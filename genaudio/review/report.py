@@ -10,8 +10,6 @@ OUT/
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import time
@@ -22,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genaudio import __version__
+from genaudio.quality import read_reference_summary
+from genaudio.search.trainable import REFERENCE_FILE
+from genaudio import __version__, html_report
 from genaudio.errors import GenaudioError, StoreError
 from genaudio.review import plots
 from genaudio.review.table import (STUDY_FILE, Run, _fmt, _fmt_time, _num, group_names, read_history,
@@ -126,30 +126,21 @@ def param_importances(run_dir: Path) -> dict[str, Any]:
             out["values"][name] = {k: float(v) for k, v in vals.items()}
         else:
             out["notes"].append(f"{name}: no parameter was sampled in every trial")
-    out["notes"].append(f"computed on {len(done)} finished study trials (value: last per-epoch score; "
+    out["notes"].append(f"computed on {len(done)} finished study trials (value: the judge's quality at the last judged epoch; "
                         "conditional parameters such as lstm.* / gan.* are left out as they are not in every trial)")
     return out
 
 
 def group_effects(run: Run, top_ids: list[str]) -> pd.DataFrame:
-    """Per optional feature group: how many top trials use it, median score with vs without it.
-
-    The score is ``final.frechet`` when at least two finished trials exist on each side, else the
-    best per-epoch score (available for every ranked trial).
-    """
+    """Per optional feature group: how many top trials use it, median quality with vs without it
+    (the judge's score of every trial that trained at least one epoch)."""
     df = run.trials[run.trials["rank"].notna()]
-    groups = group_names(run.trials)
     rows = []
-    use_fd = "final.frechet" in df
-    for g in groups:
+    for g in group_names(run.trials):
         on = df[f"param.features.{g}"].map(lambda v: v is True or v in ("True", "true", 1) or bool(v) is True
                                            if not (v is None or (isinstance(v, float) and math.isnan(v))) else False)
-        fd = pd.to_numeric(df["final.frechet"], errors="coerce") if use_fd else None
-        if fd is None or fd[on].notna().sum() < 2 or fd[~on].notna().sum() < 2:
-            use_fd = False
         rows.append((g, on))
-    col = "final.frechet" if use_fd else "best_score"
-    label = "Frechet distance (finished trials)" if use_fd else "best per-epoch score"
+    col, label = "quality", "quality (KID vs held-out real clips)"
     out = []
     for g, on in rows:
         s = pd.to_numeric(df[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
@@ -243,8 +234,8 @@ def write_config(run: Run, row: pd.Series, out: Path, rank: int) -> dict:
     except Exception:  # unreadable checkpoint: the command names the placeholder
         enc = None
     enc_s = str(enc) if enc else "ENCODED_STORE"
-    header = (f"# trial {row['trial_id']} (rank {rank}) of {run.path}: score {_fmt(row.get('score'))} "
-              f"({row.get('score_kind') or '-'}), status {row.get('status')}, feature groups {row.get('groups')}\n"
+    header = (f"# trial {row['trial_id']} (rank {rank}) of {run.path}: quality {_fmt(row.get('quality'))} "
+              f"+- {_fmt(row.get('quality_se'))}, status {row.get('status')}, feature groups {row.get('groups')}\n"
               f"# encoder: {row.get('param.encoder.kind')} dim {row.get('param.encoder.dim')}; codes: {enc_s}\n")
     atomic_write_bytes(path, (header + yaml.safe_dump(doc, sort_keys=False)).encode())
     cmd = f"genaudio train {enc_s} --config {path} --out runs/{row['trial_id']}"
@@ -293,128 +284,71 @@ def trial_clips(run: Run, row: pd.Series, out: Path, *, n: int, seconds: float, 
 
 
 def real_clips(run: Run, row: pd.Series, out: Path, *, n: int, seconds: float, seed: int = 0) -> dict:
-    """Held-out real clips (validation files of the best trial's split) in ``OUT/clips/real/``."""
-    import soundfile as sf
+    """Held-out real clips (validation files of the trial's split) in ``OUT/clips/real/``, each
+    with its reconstruction by the trial's encoder: what the decoder alone loses.
 
-    from genaudio.models.generate import load_run, load_run_encoder, plot_spectrogram
-    from genaudio.models.score import _held_out
+    Returns ``{"clips": [{"wav", "png", "recon_wav", "recon_png"}], "cached", "error"}``.
+    """
+    from genaudio.encoders.store import read_codes
+    from genaudio.models.generate import load_run, load_run_encoder
+    from genaudio.models.score import store_windows
+    from genaudio.quality import read_window
 
     folder = out / "clips" / "real"
     ckpt = _checkpoint_file(run, row)
     if ckpt is None:
-        return {"clips": [], "cached": False, "error": "no checkpoint to find the held-out files", "reference": ""}
-    meta_key = {"checkpoint_trial": str(row["trial_id"]), "n": n, "seconds": seconds, "seed": seed}
-    meta = {"key": meta_key}
+        return {"clips": [], "cached": False, "error": "no checkpoint to find the held-out files"}
+    meta = {"key": {"checkpoint_trial": str(row["trial_id"]), "n": n, "seconds": seconds, "seed": seed}}
     if _meta_matches(folder, meta):
-        d = json.loads((folder / "meta.json").read_text())
-        return {"clips": d["clips"], "cached": True, "error": None, "reference": d.get("reference", "")}
+        return {"clips": json.loads((folder / "meta.json").read_text())["clips"], "cached": True, "error": None}
     try:
         model = load_run(ckpt)
-        enc = load_run_encoder(model, _enc_dir(run, ckpt))
+        enc_dir = _enc_dir(run, ckpt)
+        enc = load_run_encoder(model, enc_dir)
         if not enc.has_audio_decoder:
-            return {"clips": [], "cached": False, "error": "the encoder has no audio decoder", "reference": ""}
-        if not model.enc_dir or not Path(model.enc_dir).is_dir():
-            model.enc_dir = str(_enc_dir(run, ckpt))
-        _, audio, reference = _held_out(model, enc, n=n, seed=seed)
+            return {"clips": [], "cached": False, "error": "the encoder has no audio decoder"}
+        windows = store_windows(read_codes(enc_dir).ids, seconds=seconds, files=model.val_files)
+        rng = np.random.default_rng(seed)
+        picked = [windows[i] for i in sorted(rng.choice(len(windows), min(n, len(windows)), replace=False))]
+        audio = [read_window(w, seconds=seconds, sample_rate=int(enc.sample_rate)) for w in picked]
+        recon = [enc.reconstruct(y) for y in audio]
     except Exception as e:
         msg = str(e) if isinstance(e, GenaudioError) else f"{type(e).__name__}: {e}"
-        return {"clips": [], "cached": False, "error": msg[:300], "reference": ""}
+        return {"clips": [], "cached": False, "error": msg[:300]}
     folder.mkdir(parents=True, exist_ok=True)
     sr = int(enc.sample_rate)
     clips = []
-    for i, y in enumerate(audio or []):
-        y = np.asarray(y, np.float32)[: int(round(seconds * sr))]
-        wav, png = folder / f"real_{i:02d}.wav", folder / f"real_{i:02d}.png"
-        peak = float(np.max(np.abs(y))) if len(y) else 0.0
-        sf.write(wav, y / peak * 0.99 if peak > 0.99 else y, sr, subtype="PCM_16")
-        plot_spectrogram(y, sr, png, title=f"held-out real clip {i} ({reference})")
-        clips.append({"wav": wav.name, "png": png.name, "npy": None})
-    atomic_write_json(folder / "meta.json", {**meta, "clips": clips, "reference": reference})
-    return {"clips": clips, "cached": False, "error": None, "reference": reference}
+    for i, (y, r) in enumerate(zip(audio, recon)):
+        real = _write_clip(y, sr, folder / f"real_{i:02d}", title=f"held-out real clip {i}")
+        rec = _write_clip(r, sr, folder / f"recon_{i:02d}", title=f"real clip {i} through the encoder and decoder")
+        clips.append({**real, "recon_wav": rec["wav"], "recon_png": rec["png"], "npy": None})
+    atomic_write_json(folder / "meta.json", {**meta, "clips": clips})
+    return {"clips": clips, "cached": False, "error": None}
+
+
+def _write_clip(y: np.ndarray, sr: int, stem: Path, *, title: str) -> dict:
+    """``stem.wav`` (peak-normalised when louder than full scale) and ``stem.png`` (spectrogram)."""
+    import soundfile as sf
+
+    from genaudio.models.generate import plot_spectrogram
+
+    y = np.asarray(y, np.float32)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    wav, png = stem.with_suffix(".wav"), stem.with_suffix(".png")
+    sf.write(wav, y / peak * 0.99 if peak > 0.99 else y, sr, subtype="PCM_16")
+    plot_spectrogram(y, sr, png, title=title)
+    return {"wav": wav.name, "png": png.name}
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML
+# HTML (markup and prose in genaudio/templates/review.html.j2)
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1400px;padding:0 16px;color:#222}
-h1{font-size:1.6em;margin-bottom:4px} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px}
-.muted{color:#666;font-size:.9em} table{border-collapse:collapse;font-size:.85em;margin:8px 0}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top} th{background:#f3f3f3}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;gap:12px;overflow-x:auto;padding-bottom:8px}
-.card{flex:0 0 330px;border:1px solid #ccc;border-radius:6px;padding:10px;background:#fafafa}
-.card h3{margin:0 0 6px 0;font-size:1.05em} .card table{width:100%}
-pre.cmd{background:#272822;color:#f8f8f2;padding:6px;border-radius:4px;white-space:pre-wrap;word-break:break-all;font-size:.78em;margin:6px 0}
-button.copy{font-size:.8em;cursor:pointer} img.plot{max-width:100%;border:1px solid #eee}
-.clips{display:flex;flex-wrap:wrap;gap:10px}.clip{width:420px;font-size:.8em}.clip img{width:100%}.clip audio{width:100%}
-.status-error,.status-nan{color:#b00}.status-stopped{color:#c60}.status-completed{color:#06c}.status-running{color:#080}
-.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px;margin:8px 0}
-details summary{cursor:pointer;font-weight:600}
-"""
-
-JS = """
-function copyCmd(id){var t=document.getElementById(id).textContent;
- try{if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t).catch(function(){});return;}}catch(e){}
- var r=document.createRange();r.selectNodeContents(document.getElementById(id));var s=window.getSelection();s.removeAllRanges();s.addRange(r);
- try{document.execCommand('copy');}catch(e){}}
-window.addEventListener('load',function(){
- var im=document.images,ok=0;for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}
- document.body.setAttribute('data-images-total',im.length);document.body.setAttribute('data-images-loaded',ok);
- var au=document.querySelectorAll('audio'),n=au.length,done=0,good=0;
- document.body.setAttribute('data-audio-total',n);document.body.setAttribute('data-audio-playable',0);
- function fin(a,isOk){if(a.dataset.checked)return;a.dataset.checked=1;done++;if(isOk)good++;else{
-   var m=document.createElement('div');m.className='status-error';m.textContent='could not load '+a.getAttribute('src');a.parentNode.appendChild(m);}
-   document.body.setAttribute('data-audio-playable',good);document.body.setAttribute('data-audio-checked',done);}
- au.forEach(function(a){
-   if(a.readyState>=1&&a.duration>0){fin(a,true);return;}
-   a.addEventListener('loadedmetadata',function(){fin(a,a.duration>0);});
-   a.addEventListener('error',function(){fin(a,false);});
-   a.load();});
-});
-"""
-
-
-def _e(x) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _plot(fn, *args, alt: str, **kw) -> str:
-    """An embedded plot, or a one-line note when this plot cannot be drawn from what the run holds
-    (an odd partial run must not cost the whole report)."""
-    try:
-        return _img(fn(*args, **kw), alt)
-    except Exception as e:
-        return f"<p class='status-error'>{_e(alt)}: could not be drawn ({_e(type(e).__name__)}: {_e(e)})</p>"
-
-
-def _table(df: pd.DataFrame, *, num_cols: tuple = (), max_rows: int | None = None) -> str:
-    rows = df if max_rows is None else df.head(max_rows)
-    head = "".join(f"<th>{_e(c)}</th>" for c in rows.columns)
-    body = []
-    for _, r in rows.iterrows():
-        cells = []
-        for c in rows.columns:
-            v = r[c]
-            if isinstance(v, float):
-                cells.append(f'<td class="num">{_e(_fmt(v))}</td>')
-            elif c == "status":
-                cells.append(f'<td class="status-{_e(v)}">{_e(v)}</td>')
-            else:
-                cells.append(f"<td>{_e(v)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _card(row: pd.Series, rank: int, conf: dict, i: int) -> str:
-    items = [("score", f"{_fmt(row.get('score'))} ({row.get('score_kind') or '-'})"),
-             ("best per-epoch score", _fmt(row.get("best_score"))),
+def _card(row: pd.Series, rank: int, conf: dict, i: int) -> dict:
+    """One top trial's card: its score, model, encoder, every sampled parameter and its config."""
+    items = [("quality", f"{_fmt(row.get('quality'))} ± {_fmt(row.get('quality_se'))}"
+                          + (f" (judged at epoch {int(row['quality_epoch'])})" if _num(row.get("quality_epoch")) else "")),
+             ("decoder alone", f"{_fmt(row.get('decoder_quality'))} ± {_fmt(row.get('decoder_quality_se'))}"),
              ("model", row.get("param.model.family")),
              ("encoder", f"{row.get('param.encoder.kind')} dim {row.get('param.encoder.dim')}"),
              ("feature groups", row.get("groups")),
@@ -427,27 +361,70 @@ def _card(row: pd.Series, rank: int, conf: dict, i: int) -> str:
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 continue
             items.append((k[len("param."):], _fmt(v) if isinstance(v, float) else v))
-    for k in ("final.ndb", "final.val_loss", "final.code_fd"):
+    for k in ("final.val_loss", "final.code_score", "judge_fraction"):
         if _num(row.get(k)) is not None:
             items.append((k, _fmt(row.get(k))))
-    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
-    if conf.get("path"):
-        cmd = (f'<pre class="cmd" id="cmd{i}">{_e(conf["command"])}</pre>'
-               f'<button class="copy" onclick="copyCmd(\'cmd{i}\')">copy</button> '
-               f'<a href="configs/{_e(conf["path"].name)}">{_e(conf["path"].name)}</a>')
-    else:
-        cmd = f'<p class="status-error">no config: {_e(conf.get("error"))}</p>'
-    return (f'<div class="card"><h3>#{rank} trial {_e(row["trial_id"])}</h3>'
-            f"<table>{rows}</table>{cmd}</div>")
+    return {"rank": rank, "trial_id": str(row["trial_id"]), "items": [(k, "" if v is None else v) for k, v in items],
+            "conf": conf, "i": i}
 
 
-def _clip_html(rel: str, c: dict, label: str) -> str:
-    img = f'<img alt="spectrogram {_e(label)}" src="{_e(rel)}/{_e(c["png"])}">' if c.get("png") else ""
-    if c.get("wav"):
-        media = f'<audio controls preload="metadata" src="{_e(rel)}/{_e(c["wav"])}"></audio>'
-    else:
-        media = "<div class='muted'>codes only (encoder without audio decoder)</div>"
-    return f'<div class="clip"><div>{_e(label)}</div>{media}{img}</div>'
+def _start_times(trials: pd.DataFrame, hists: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    times = trial_times(hists)
+    if times.empty and len(trials):
+        # no trial folders (a RUN copied without tune/): table order and summed trial wall times
+        w = pd.to_numeric(trials["wall_time_s"], errors="coerce").fillna(0.0).to_numpy(float)
+        order = np.argsort(trials["trial_id"].astype(str).to_numpy(), kind="stable")
+        end = np.empty(len(w))
+        end[order] = np.cumsum(w[order])
+        times = pd.DataFrame({"trial_id": trials["trial_id"].astype(str), "start_s": end - w, "end_s": end})
+    return times
+
+
+def _groups_context(run: Run, top_ids: list[str], analyze_df: pd.DataFrame | None, plot_dir: Path) -> dict:
+    ge = group_effects(run, top_ids)
+    if ge.empty:
+        return {"groups": None, "groups_score_label": "", "groups_plot": None}
+    show = ge.copy()
+    if analyze_df is not None:
+        keep = [c for c in ("group", "accuracy_only", "accuracy_without", "accuracy_drop", "permutation",
+                            "in_subset") if c in analyze_df]
+        a = analyze_df[keep].rename(columns={c: f"analyze: {c}" for c in keep if c != "group"})
+        show = show.merge(a, on="group", how="left")
+    plot = None
+    if ge["median_with"].notna().any() or ge["median_without"].notna().any():
+        plot = html_report.try_plot(plots.group_effects, ge, plot_dir / "groups.png", alt="feature groups")
+    return {"groups": show, "groups_score_label": ge.attrs["score_label"], "groups_plot": plot}
+
+
+def _listen_context(run: Run, topdf: pd.DataFrame, out: Path, *, clips: int, seconds: float, say) -> dict:
+    listen = []
+    for _, r in topdf.iterrows():
+        tid = str(r["trial_id"])
+        say(f"clips of trial {tid} ...")
+        res = trial_clips(run, r, out, n=clips, seconds=seconds)
+        listen.append({"rank": int(r["rank"]), "trial_id": tid, "family": r.get("param.model.family"),
+                       "kind": r.get("param.encoder.kind"), "dim": r.get("param.encoder.dim"),
+                       "groups": r.get("groups"), **res})
+    say("held-out real clips ...")
+    return {"listen": listen, "real": real_clips(run, topdf.iloc[0], out, n=clips, seconds=seconds)}
+
+
+def _trials_context(trials: pd.DataFrame, top_ids: list[str]) -> dict:
+    bad = trials[trials["status"].isin(["error", "nan"])]
+    failures = None
+    if len(bad):
+        failures = (bad.assign(reason=bad["reason"].fillna("").astype(str))
+                    .groupby(["status", "reason"]).agg(trials=("trial_id", "count"),
+                                                        examples=("trial_id", lambda s: ", ".join(s.astype(str).head(5))))
+                    .reset_index().sort_values("trials", ascending=False))
+    rest = trials[~trials["trial_id"].astype(str).isin(top_ids)]
+    beyond = None
+    if len(rest):
+        fam = rest.groupby(rest.get("param.model.family", pd.Series("-", index=rest.index)).fillna("-"))
+        beyond = fam.agg(trials=("trial_id", "count"), best=("quality", "min"), median=("quality", "median")).reset_index()
+        beyond.columns = ["model", "trials", "best quality", "median quality"]
+    return {"n_failed": len(bad), "failures": failures, "beyond_top": beyond, "n_beyond_top": len(rest),
+            "n_trials": len(trials), "all_trials": pd.DataFrame(view_rows(trials))}
 
 
 def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, seconds: float = 4.0,
@@ -469,7 +446,8 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
+    pdir = out / "plots"
+    pdir.mkdir(exist_ok=True)
     analyze_df = read_analyze(analyze) if analyze else None
     trials = run.trials
     if trials.empty:
@@ -479,144 +457,42 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     top_ids = topdf["trial_id"].astype(str).tolist()
     say(f"reading per-epoch histories of {len(trials)} trials ...")
     hists = histories(run)
-    times = trial_times(hists)
-    if times.empty and len(trials):
-        # no trial folders (a RUN copied without tune/): table order and summed trial wall times
-        w = pd.to_numeric(trials["wall_time_s"], errors="coerce").fillna(0.0).to_numpy(float)
-        order = np.argsort(trials["trial_id"].astype(str).to_numpy(), kind="stable")
-        end = np.empty(len(w))
-        end[order] = np.cumsum(w[order])
-        times = pd.DataFrame({"trial_id": trials["trial_id"].astype(str), "start_s": end - w, "end_s": end})
+    times = _start_times(trials, hists)
+    cards = [_card(r, int(r["rank"]), write_config(run, r, out, int(r["rank"])), i)
+             for i, (_, r) in enumerate(topdf.iterrows())]
+    groups = topdf["tie_group"].tolist() if "tie_group" in topdf else [None] * len(cards)
+    for i, c in enumerate(cards):  # '=': the judge cannot tell this trial from the one above
+        c["rank"] = f"{c['rank']}=" if i and _num(groups[i]) is not None and groups[i] == groups[i - 1] else c["rank"]
 
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genaudio review: {_e(run.path.name)}</title>"
-             f"<style>{CSS}</style><script>{JS}</script></head><body>",
-             f"<h1>Search review: {_e(run.path)}</h1>",
-             f"<p class='muted'>{_e(run.status_line())}. genaudio {__version__}, built "
-             f"{time.strftime('%Y-%m-%d %H:%M:%S')}. Lower scores are better: <b>score</b> is the Frechet distance of "
-             "generated vs held-out real clips in genaudio's feature space for trials that finished (kind "
-             "<i>frechet</i>), otherwise the best per-epoch code-space score (kind <i>per-epoch</i>).</p>"]
-    if not run.finished:
-        parts.append("<p class='note'>The search is still running or was interrupted: this report shows what the "
-                     "trial folders hold now. Trials without all epochs are shown as <i>running</i> (they may also "
-                     "have been stopped by ASHA; the final results table will tell).</p>")
-
-    # --- best configurations
-    parts.append(f"<h2>Best configurations (top {len(topdf)})</h2>")
-    if topdf.empty:
-        parts.append("<p class='note'>No trial has a score: every trial failed or none finished an epoch. "
-                     "See <a href='#failures'>failures</a>.</p>")
-    confs = {}
-    cards = []
-    for i, (_, r) in enumerate(topdf.iterrows()):
-        rank = int(r["rank"])
-        confs[str(r["trial_id"])] = conf = write_config(run, r, out, rank)
-        cards.append(_card(r, rank, conf, i))
-    if cards:
-        parts.append("<p class='muted'>Each card's command trains the configuration for real on the trial's "
-                     "cached codes; its YAML is in <code>configs/</code> beside this report.</p>")
-        parts.append(f"<div class='cards'>{''.join(cards)}</div>")
-
-    # --- history
     say("plotting ...")
-    parts.append("<h2>Optimisation history</h2>")
-    parts.append(_plot(plots.history, trials, times, out / "plots" / "history.png", alt="optimisation history"))
-    parts.append("<h2>Learning curves</h2>")
-    parts.append(_plot(plots.learning_curves, hists, trials, top_ids, out / "plots" / "curves.png", alt="learning curves"))
-    n_stopped = int((trials["status"] == "stopped").sum())
-    parts.append(f"<p class='muted'>{n_stopped} trial(s) were stopped early by ASHA (orange crosses at the epoch "
-                 "they stopped).</p>")
-
-    # --- parameters
+    figs = {"history": html_report.try_plot(plots.history, trials, times, pdir / "history.png",
+                                            alt="optimisation history"),
+            "curves": html_report.try_plot(plots.learning_curves, hists, trials, top_ids, pdir / "curves.png",
+                                           alt="learning curves")}
     params = [c for c in trials.columns if c.startswith("param.") and c != "param.features.core"
               and trials[c].dropna().astype(str).nunique() > 1]
-    parts.append("<h2>Parameters vs score</h2>")
-    parts.append(_plot(plots.parallel_coordinates, trials, params, out / "plots" / "parallel.png", top_ids=top_ids,
-                       alt="parallel coordinates"))
+    figs["parallel"] = html_report.try_plot(plots.parallel_coordinates, trials, params, pdir / "parallel.png",
+                                            top_ids=top_ids, alt="parallel coordinates")
     say("parameter importance (PED-ANOVA, fANOVA) ...")
     imp = param_importances(run.path)
-    parts.append("<h2>Hyperparameter importance</h2>")
+    figs["importance"] = None
+    importance = None
     if imp["values"]:
-        parts.append(_plot(plots.importance_bars, imp["values"], out / "plots" / "importance.png", alt="importance"))
-        tab = pd.DataFrame(imp["values"]).reset_index().rename(columns={"index": "parameter"})
-        parts.append(_table(tab))
-    for note in imp["notes"]:
-        parts.append(f"<p class='muted'>{_e(note)}</p>")
-
-    # --- feature groups
-    parts.append("<h2>Which feature groups matter for generation</h2>")
-    ge = group_effects(run, top_ids)
-    if ge.empty:
-        parts.append("<p class='muted'>The search space had no optional feature groups (core only).</p>")
-    else:
-        parts.append(f"<p class='muted'>Score: {_e(ge.attrs['score_label'])}; effect = median with - median without "
-                     "(negative: trials using the group generate better). <i>in_top</i>: top trials using it.</p>")
-        show = ge.copy()
-        if analyze_df is not None:
-            keep = [c for c in ("group", "accuracy_only", "accuracy_without", "accuracy_drop", "permutation",
-                                "in_subset") if c in analyze_df]
-            a = analyze_df[keep].rename(columns={c: f"analyze: {c}" for c in keep if c != "group"})
-            show = show.merge(a, on="group", how="left")
-        parts.append(_table(show))
-        if ge["median_with"].notna().any() or ge["median_without"].notna().any():
-            parts.append(_plot(plots.group_effects, ge, out / "plots" / "groups.png", alt="feature groups"))
-        if analyze_df is not None:
-            parts.append("<p class='muted'>The <i>analyze</i> columns are classification answers (accuracy of the "
-                         "classifier with only / without the group); the search columns are generation answers.</p>")
-    if analyze_df is not None and ge.empty:
-        parts.append("<h3>analyze: groups</h3>" + _table(analyze_df))
-
-    # --- clips
+        figs["importance"] = html_report.try_plot(plots.importance_bars, imp["values"], pdir / "importance.png",
+                                                  alt="importance")
+        importance = pd.DataFrame(imp["values"]).reset_index().rename(columns={"index": "parameter"})
+    ctx = {"run_name": run.path.name, "run_path": str(run.path), "status_line": run.status_line(),
+           "version": __version__, "built": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": run.finished,
+           "cards": cards, "n_stopped": int((trials["status"] == "stopped").sum()),
+           "importance": importance, "importance_notes": imp["notes"], "analyze": analyze_df,
+           "listen": [], "real": None, "reference": read_reference_summary(run.path / REFERENCE_FILE)}
+    ctx.update(_groups_context(run, top_ids, analyze_df, pdir))
+    figs["groups"] = ctx.pop("groups_plot")
     if clips > 0 and len(topdf):
-        parts.append(f"<h2>Listen: top {len(topdf)} trials and held-out real clips</h2>")
-        for _, r in topdf.iterrows():
-            tid = str(r["trial_id"])
-            say(f"clips of trial {tid} ...")
-            res = trial_clips(run, r, out, n=clips, seconds=seconds)
-            cached = " (cached)" if res["cached"] else ""
-            parts.append(f"<h3>#{int(r['rank'])} trial {_e(tid)}: {_e(r.get('param.model.family'))}, "
-                         f"{_e(r.get('param.encoder.kind'))} {_e(r.get('param.encoder.dim'))}, {_e(r.get('groups'))}"
-                         f"<span class='muted'>{cached}</span></h3>")
-            if res["error"]:
-                parts.append(f"<p class='status-error'>no clips: {_e(res['error'])}</p>")
-            else:
-                parts.append("<div class='clips'>" + "".join(
-                    _clip_html(f"clips/{tid}", c, f"generated {j}") for j, c in enumerate(res["clips"])) + "</div>")
-        say("held-out real clips ...")
-        real = real_clips(run, topdf.iloc[0], out, n=clips, seconds=seconds)
-        parts.append("<h3>Held-out real clips</h3>")
-        if real["error"]:
-            parts.append(f"<p class='status-error'>no real clips: {_e(real['error'])}</p>")
-        else:
-            parts.append(f"<p class='muted'>Segments of the validation files (never trained on), "
-                         f"{_e(real['reference'])} audio.</p>")
-            parts.append("<div class='clips'>" + "".join(
-                _clip_html("clips/real", c, f"real {j}") for j, c in enumerate(real["clips"])) + "</div>")
-
-    # --- failures
-    bad = trials[trials["status"].isin(["error", "nan"])]
-    parts.append(f"<h2 id='failures'>Failed trials ({len(bad)})</h2>")
-    if bad.empty:
-        parts.append("<p class='muted'>None.</p>")
-    else:
-        agg = (bad.assign(reason=bad["reason"].fillna("").astype(str))
-               .groupby(["status", "reason"]).agg(trials=("trial_id", "count"),
-                                                    examples=("trial_id", lambda s: ", ".join(s.astype(str).head(5))))
-               .reset_index().sort_values("trials", ascending=False))
-        parts.append(_table(agg))
-
-    # --- everything else, summarised
-    rest = trials[~trials["trial_id"].astype(str).isin(top_ids)]
-    parts.append(f"<h2>All trials ({len(trials)})</h2>")
-    summ = pd.DataFrame(view_rows(trials))
-    if len(rest):
-        fam = rest.groupby(rest.get("param.model.family", pd.Series("-", index=rest.index)).fillna("-"))
-        s = fam.agg(trials=("trial_id", "count"), best=("score", "min"), median=("score", "median")).reset_index()
-        s.columns = ["model", "trials", "best score", "median score"]
-        parts.append(f"<p class='muted'>Beyond the top {len(topdf)}: {len(rest)} trials.</p>" + _table(s))
-    parts.append(f"<details><summary>table of all {len(trials)} trials</summary>{_table(summ)}</details>")
+        ctx.update(_listen_context(run, topdf, out, clips=clips, seconds=seconds, say=say))
+    ctx.update(_trials_context(trials, top_ids))
     trials.drop(columns=[c for c in ("source",) if c in trials]).to_csv(out / "trials.csv", index=False)
-    parts.append(f"<p class='muted'>Built in {time.perf_counter() - t0:.1f} s. Files: trials.csv, configs/, clips/, "
-                 "plots/.</p></body></html>")
     path = out / "report.html"
-    atomic_write_bytes(path, "\n".join(parts).encode())
+    html = html_report.render("review.html.j2", plots=figs, build_seconds=time.perf_counter() - t0, **ctx)
+    atomic_write_bytes(path, html.encode())
     return path

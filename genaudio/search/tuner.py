@@ -61,7 +61,12 @@ class SearchConfig:
     max_failures : int
         Times a crashing trial (or one on a lost node) is retried from its last checkpoint.
     seed : int
-        Seed of the sampler and of each trial's training.
+        Seed of the sampler, of each trial's training and of the judge's real reference.
+    judge_clips : int
+        Clips the judge (:mod:`genaudio.quality`) generates at each judged epoch of a trial, and
+        real clips in each half of the search's reference (held-out files).
+    judge_seconds : float or None
+        Length of judged clips; ``None``: 5 s, or the store's segment length when shorter.
     space : dict
         Search-space overrides merged over :data:`genaudio.search.space.DEFAULT_SPACE`.
     """
@@ -79,6 +84,8 @@ class SearchConfig:
     reduction_factor: int = 3
     max_failures: int = 2
     seed: int = 0
+    judge_clips: int = 16
+    judge_seconds: float | None = None
     space: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -103,6 +110,10 @@ class SearchConfig:
             raise ConfigError(f"scheduler must be asha or fifo, got {self.scheduler!r}")
         if self.grace_period < 1 or self.reduction_factor < 2:
             raise ConfigError("grace_period must be >= 1 and reduction_factor >= 2")
+        if self.judge_clips < 5:
+            raise ConfigError(f"judge_clips must be at least 5 (for a standard error), got {self.judge_clips}")
+        if self.judge_seconds is not None and self.judge_seconds <= 0:
+            raise ConfigError("judge_seconds must be positive")
         if self.max_failures < -1:
             raise ConfigError("max_failures must be >= -1 (-1 retries forever)")
 
@@ -255,6 +266,20 @@ def make_scheduler(cfg: SearchConfig, *, metric: str = METRIC, mode: str = "min"
     return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=cfg.epochs,
                          grace_period=min(cfg.grace_period, cfg.epochs),
                          reduction_factor=cfg.reduction_factor)
+
+
+def judged_epochs(cfg: SearchConfig) -> tuple[int, ...]:
+    """Epochs at which a trial is judged: the first, every ASHA rung, and the last.
+
+    ASHA compares trials only at its rungs (``grace_period * reduction_factor**k``), so between
+    them the last judged value is reported again; judging every epoch would cost more than
+    training with the default budgets.
+    """
+    rungs, t = {1, cfg.epochs}, min(cfg.grace_period, cfg.epochs)
+    while t < cfg.epochs:
+        rungs.add(t)
+        t *= cfg.reduction_factor
+    return tuple(sorted(rungs))
 
 
 def tune_dir(run_dir: str | Path) -> Path:
