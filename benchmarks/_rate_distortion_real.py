@@ -62,7 +62,8 @@ def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: 
         else:
             n = max(1, int(min(dur, train_s_per_file) // TRAIN_SEG_S))
             train += windows(af.path, n, TRAIN_SEG_S, dur)
-    return train, test, sorted(set(test_names)), int((~test_mask).sum())
+    train_paths = [af.path for af, held in zip(files, test_mask) if not held]
+    return train, test, sorted(set(test_names)), train_paths
 
 
 def vocoder_for(enc, train: list[np.ndarray], out: Path, vcfg: VocoderConfig) -> tuple[LearnedDecoder, bool]:
@@ -91,17 +92,23 @@ def decode_all(enc, test: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     return out, sum(map(len, test)) / SR / max(spent, 1e-9)
 
 
-def judge(recons: dict[str, list[np.ndarray]], test: list[np.ndarray], reference: list[np.ndarray]):
-    """The judge's feature-space distance of each set to ``reference`` real clips, or None."""
+def judge(recons: dict[str, list[np.ndarray]], test: list[np.ndarray], train_paths: list[str], n: int):
+    """The judge's score (:mod:`genaudio.quality`: KID in genaudio's standardised summary-feature
+    space, with its jackknife SE) of every reconstruction set against real clips of the TRAINING
+    files, beside the held-out originals themselves (a perfect decoder's score) and real-vs-real.
+    None when the judge is not installed."""
     try:
-        from genaudio import quality  # noqa: F401  (lands with the judge issue)
+        from genaudio import quality
     except ImportError:
         return None
-    return score_sets(quality, recons, test, reference)
-
-
-def score_sets(quality, recons, test, reference):  # replaced once genaudio.quality's API is known
-    return None
+    windows, _ = quality.file_windows(train_paths, seconds=TEST_SEG_S)
+    _err(f"judge: reference of 2 x {n} real {TEST_SEG_S:g}-s clips from the training files")
+    ref = quality.build_reference(windows, n=n, seconds=TEST_SEG_S, sample_rate=SR, seed=0)
+    out = {"real vs real (training files)": ref.real_vs_real, "held-out originals": ref.score(test, SR)}
+    for name, ys in recons.items():
+        _err(f"judge: {name}")
+        out[name] = ref.score(ys, SR)
+    return {k: {"value": j.score, "se": j.score_se, "n": j.n} for k, j in out.items()}
 
 
 def main(args, root: Path) -> None:
@@ -115,11 +122,11 @@ def main(args, root: Path) -> None:
     out = Path(args.out or root / "benchmarks" / "out" / "rate_distortion_real")
     out.mkdir(parents=True, exist_ok=True)
     corpus = Path(args.real).expanduser()
-    train, test, test_files, n_train_files = corpus_clips(
+    train, test, test_files, train_paths = corpus_clips(
         corpus, train_s_per_file=args.train_seconds_per_file, test_clips_per_file=args.test_clips_per_file)
     if args.max_test:
         test = test[:args.max_test]
-    _err(f"train: {len(train)} clips ({sum(map(len, train)) / SR / 60:.1f} min) from {n_train_files} files; "
+    _err(f"train: {len(train)} clips ({sum(map(len, train)) / SR / 60:.1f} min) from {len(train_paths)} files; "
          f"held out: {len(test)} clips ({sum(map(len, test)) / SR:.0f} s) from {len(test_files)} files: "
          f"{', '.join(test_files)}")
     base = make_encoder("pca", dim=16, core="log_mel", n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
@@ -151,7 +158,9 @@ def main(args, root: Path) -> None:
                              "compression_ratio": enc.compression_ratio, "bitrate": enc.bitrate,
                              "lsd_db": m.lsd_db, "sc": m.sc, "mrstft": m.mrstft, "x_realtime_1core": speed})
     df = pd.DataFrame(rows)
-    scores = judge(recons, test, train)
+    np.savez_compressed(out / "reconstructions.npz", originals=np.stack(test),
+                        **{k.replace(" ", "_").replace("/", ""): np.stack(v) for k, v in recons.items()})
+    scores = judge(recons, test, train_paths, n=len(test))
     if scores is not None:
         df["judge"] = [scores[f"{r.encoder} / {r.label}"]["value"] for r in df.itertuples()]
         df["judge_se"] = [scores[f"{r.encoder} / {r.label}"]["se"] for r in df.itertuples()]
@@ -174,7 +183,9 @@ def main(args, root: Path) -> None:
                     "trained_now": trained, "train_wall_s": train_wall if trained else None,
                     "training": vocoder.training, "final_epoch": vocoder.history[-1] if vocoder.history else None},
         "per_row": df.to_dict(orient="records"),
-        "judge": "genaudio.quality" if scores is not None else "not available: LSD/SC/MR-STFT only",
+        "judge": ({"name": "genaudio.quality KID vs real clips of the training files", **{
+            k: v for k, v in scores.items() if " / " not in k}} if scores is not None
+            else "not available: LSD/SC/MR-STFT only"),
         "wall_s": time.perf_counter() - t_start,
     })
     (out / "rate_distortion_real.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
