@@ -175,3 +175,12 @@ def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     assert not (out / "decoder_checkpoint.pt").exists()
     enc = load_encoder(out)
     assert enc.decoder_name == "learned" and enc.learned_decoder.config.epochs == 1
+
+
+def test_the_adversarial_option_trains_and_checkpoints_its_discriminator(tmp_path, encoder, clips):
+    cfg = encoder.vocoder_config(**{**TINY, "epochs": 1, "steps_per_epoch": 2, "adversarial": True})
+    frames = [encoder.input_frames(y)[:encoder.core_dims] for y in clips]
+    dec = train_vocoder(clips, frames, cfg, checkpoint=tmp_path / "adv.pt")
+    state = torch.load(tmp_path / "adv.pt", weights_only=True)
+    assert "discriminator" in state and "optimizer_d" in state
+    assert np.isfinite(dec.history[0]["loss"]) and np.all(np.isfinite(dec.render(frames[0])))
