@@ -177,7 +177,8 @@ def main(args, root: Path) -> None:
     figs = [out / "rate_distortion_real.png"] + ([Path(args.figure)] if args.figure else [])
     for f in figs:
         sw.plot_rate_distortion(pca, f, title=title, metrics=metrics,
-                                labels={"judge": "judge: feature-space distance to real (lower is better)"})
+                                labels={"judge": "judge: KID to real clips, +-1 SE (lower is better)"},
+                                errors={"judge": "judge_se"})
     print(df.drop(columns=["label"]).assign(decoder=df.label).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
     result = targets(df, scores is not None)

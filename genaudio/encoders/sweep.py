@@ -160,11 +160,13 @@ METRIC_LABELS = {"lsd_db": "log-spectral distance (dB, lower is better)",
 
 
 def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | None = None,
-                         metrics: Sequence[str] = ("lsd_db", "sc"), labels: dict | None = None) -> Path:
+                         metrics: Sequence[str] = ("lsd_db", "sc"), labels: dict | None = None,
+                         errors: dict | None = None) -> Path:
     """PNG: each metric vs compression ratio, one panel per metric, one line per ``label``.
 
     ``metrics`` are columns of ``df``; ``labels`` adds or overrides y-axis labels
-    (:data:`METRIC_LABELS` has the standard ones).
+    (:data:`METRIC_LABELS` has the standard ones); ``errors`` maps a metric to the column of its
+    standard error, drawn as +-1 SE bars.
     """
     import matplotlib
 
@@ -180,7 +182,9 @@ def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | Non
         g = g.sort_values("compression_ratio")
         marker = "s" if g.encoder.iloc[0] == "mulaw" else "o"
         for ax, metric in zip(axes, metrics):
-            ax.plot(g.compression_ratio, g[metric], marker=marker, label=label)
+            err = (errors or {}).get(metric)
+            ax.errorbar(g.compression_ratio, g[metric], yerr=g[err] if err else None, marker=marker, label=label,
+                        capsize=3 if err else 0)
             if ax is axes[0]:
                 for _, r in g.iterrows():
                     ax.annotate(str(int(r.dim)), (r.compression_ratio, r[metric]), fontsize=7,
