@@ -5,7 +5,7 @@ a drum pattern, written as 44.1 kHz stereo FLAC so decoding and resampling are r
 process on one thread:
 
 * naive   : ``genaudio.audio.load`` then every feature of the default set by its documented
-            librosa call straight from ``y`` (``genaudio.features.naive``; each call does its own
+            librosa call straight from ``y`` (``tests/naive.py``; each call does its own
             STFT / CQT / onset envelope, as librosa's documentation shows);
 * genaudio: the same load then ``genaudio.features.compute`` (one STFT, one CQT, one onset envelope);
 * floor   : the same load then one ``librosa.stft`` (decode + resample + one STFT).
@@ -46,7 +46,8 @@ import soundfile as sf  # noqa: E402
 from genaudio.audio import load  # noqa: E402
 from genaudio.config import AudioConfig, FeatureConfig  # noqa: E402
 from genaudio.features import compute, default_features  # noqa: E402
-from genaudio.features.naive import reference, rel_err  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the naive reference lives with the tests that check it
+from naive import reference, rel_err  # noqa: E402
 
 INSTRUMENTS = ["piano/piano_melody_c.wav", "strings/strings_melody_dm.flac", "bells/bells_pentatonic.flac",
                "piano/piano_arpeggio_g.mp3", "strings/strings_pad_am.ogg", "bells/bells_chords.mp3"]

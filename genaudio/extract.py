@@ -52,6 +52,14 @@ SIDECAR_SUFFIXES = frozenset(
     "md rst txt pdf doc docx json yaml yml csv tsv xml html htm jpg jpeg png gif bmp webp tif tiff "
     "nfo cue log m3u m3u8 pls sfv md5 sha1 sha256 db ini py sh".split())
 
+#: Version of the feature arithmetic, part of :meth:`ExtractConfig.hash`, so that a store never
+#: mixes rows of two versions (a resumed run recomputes a store of another version).
+#: 2 (issue 15): spectral centroid/bandwidth as two weighted sums, the tempogram through a
+#: fast-size FFT, summary moments by products instead of powers: values moved at float32
+#: rounding level (the largest relative change to librosa's calls stays below 1e-6, tests
+#: keep it within 1e-4).
+COMPUTE_VERSION = 2
+
 #: Group planning: a group's files add up to about this many bytes on disk ...
 GROUP_TARGET_BYTES = 8 << 20
 #: ... and hold at most this many files (a Ray task and a Parquet part per group).
@@ -286,7 +294,8 @@ class ExtractConfig:
         return d
 
     def hash(self) -> str:
-        return config_hash(self.resolved())
+        """Identity of the store's rows: the resolved config and :data:`COMPUTE_VERSION`."""
+        return config_hash({**self.resolved(), "compute_version": COMPUTE_VERSION})
 
 
 def load_config(data: dict | None) -> ExtractConfig:
@@ -364,7 +373,8 @@ def segment_schema(config: ExtractConfig) -> tuple[pa.Schema, dict[str, tuple[in
     rng = np.random.default_rng(0)
     t = np.arange(n) / sr
     y = (0.1 * np.sin(2 * np.pi * 440.0 * t) + 0.01 * rng.standard_normal(n)).astype(np.float32)
-    computed, summary = _analyse(y, sr, config)
+    computed, _ = _analyse(y, sr, config)
+    summary = gf.summary_columns({k: computed[k] for k in config.summary_features}, config=config.features)
     fields = [pa.field("file_id", pa.string()), pa.field("path", pa.string()),
               pa.field("label", pa.string()), pa.field("segment", pa.int32()),
               pa.field("start_s", pa.float64()), pa.field("duration_s", pa.float64())]
@@ -380,14 +390,14 @@ def segment_schema(config: ExtractConfig) -> tuple[pa.Schema, dict[str, tuple[in
     return _SCHEMAS[key]
 
 
-def _analyse(y: np.ndarray, sr: int, config: ExtractConfig) -> tuple[dict, dict]:
+def _analyse(y: np.ndarray, sr: int, config: ExtractConfig) -> tuple[dict, np.ndarray]:
+    """Features of one segment and its summary values (in :func:`segment_schema`'s column order)."""
     from genaudio import features as gf
 
     summary_names = config.summary_features
     names = list(dict.fromkeys(summary_names + config.frame_features))
     computed = gf.compute(y, sr, config=config.features, features=names)
-    summary = gf.summarize({k: computed[k] for k in summary_names if k in computed},
-                           config=config.features)
+    summary = gf.summary_vector({k: computed[k] for k in summary_names}, config=config.features)
     return computed, summary
 
 
@@ -421,9 +431,9 @@ def extract_file(audio_file: AudioFile, config: ExtractConfig) -> tuple[pa.Table
     try:
         ga.probe(audio_file.path, config=config.audio)
         schema, shapes = segment_schema(config)
-        cols: dict[str, list] = {f.name: [] for f in schema}
-        summary_cols = [f.name for f in schema if f.name not in store.IDENTITY_COLUMNS
-                        and not f.name.startswith(store.FRAME_PREFIX)]
+        cols: dict[str, list] = {f.name: [] for f in schema if f.name in store.IDENTITY_COLUMNS
+                                 or f.name.startswith(store.FRAME_PREFIX)}
+        summaries: list[np.ndarray] = []
         stage = "decode"
         it = ga.iter_segments(audio_file.path, audio=config.audio, segment=config.segment)
         sr = config.audio.sample_rate
@@ -444,8 +454,7 @@ def extract_file(audio_file: AudioFile, config: ExtractConfig) -> tuple[pa.Table
             cols["segment"].append(seg.index)
             cols["start_s"].append(seg.start_s)
             cols["duration_s"].append(seg.duration_s)
-            for c in summary_cols:
-                cols[c].append(summary[c])
+            summaries.append(summary)
             for name, (dims, t) in shapes.items():
                 m = np.asarray(computed[name], dtype=np.float32)
                 if m.ndim == 1:
@@ -460,16 +469,21 @@ def extract_file(audio_file: AudioFile, config: ExtractConfig) -> tuple[pa.Table
                 f"(segment {config.segment.seconds:g} s, last={config.segment.last})",
                 path=audio_file.path)
         stage = "write"
-        return _rows_table(cols, schema, shapes, config.float16), None
+        return _rows_table(cols, summaries, schema, shapes, config.float16), None
     except BaseException as e:  # noqa: BLE001 - the contract: every failure becomes a row
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         return None, _error_record(audio_file, stage, e)
 
 
-def _rows_table(cols: dict[str, list], schema: pa.Schema, shapes: dict, float16: bool) -> pa.Table:
-    arrays = []
+def _rows_table(cols: dict[str, list], summaries: list[np.ndarray], schema: pa.Schema, shapes: dict,
+                float16: bool) -> pa.Table:
+    """One file's segment rows: identity lists, summary vectors (one per segment, in the schema's
+    summary-column order) and frame matrices, as a table of ``schema``."""
     n = len(cols["file_id"])
+    # (columns, segments): each summary column is one contiguous float32 row, zero-copy to Arrow
+    by_column = iter(np.ascontiguousarray(np.stack(summaries).T, dtype=np.float32))
+    arrays = []
     for f in schema:
         if f.name.startswith(store.FRAME_PREFIX):
             dims, t = shapes[f.name[len(store.FRAME_PREFIX):]]
@@ -477,11 +491,11 @@ def _rows_table(cols: dict[str, list], schema: pa.Schema, shapes: dict, float16:
             flat = pa.array(stacked.reshape(-1))
             arrays.append(pa.FixedSizeListArray.from_arrays(
                 pa.FixedSizeListArray.from_arrays(flat, t), dims))
-        elif f.type == pa.float32():
-            arrays.append(pa.array(np.asarray(cols[f.name], dtype=np.float32)))
-        else:
+        elif f.name in cols:
             arrays.append(pa.array(cols[f.name], type=f.type))
-    assert all(len(a) == n for a in arrays)
+        else:
+            arrays.append(pa.array(next(by_column)))
+    assert all(len(a) == n for a in arrays) and next(by_column, None) is None
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
