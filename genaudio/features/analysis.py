@@ -77,6 +77,15 @@ class Analysis:
             self.computed.append(key)
         return self._cache[key]
 
+    def provide(self, key: str, value) -> None:
+        """Put an intermediate (a key of :data:`~genaudio.features.catalog.INTERMEDIATES`) or a
+        finished feature (``"feature:<name>"``, float32 in its final shape) computed elsewhere,
+        e.g. by the batched torch path (:mod:`genaudio.features.torch_frames`)."""
+        if key not in self._cache:
+            self._cache[key] = value
+            if not key.startswith("feature:"):
+                self.computed.append(key)
+
     @property
     def duration_s(self) -> float:
         return len(self.y) / self.sr
