@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import glob as _glob
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -59,6 +60,10 @@ SIDECAR_SUFFIXES = frozenset(
 #: rounding level (the largest relative change to librosa's calls stays below 1e-6, tests
 #: keep it within 1e-4).
 COMPUTE_VERSION = 2
+
+#: Segments per torch batch on the GPU path (``--gpus-per-worker``): 64 five-second segments
+#: at 22.05 kHz take a few hundred MB of device memory (the float64 STFT is the largest part).
+TORCH_BATCH = 64
 
 #: Group planning: a group's files add up to about this many bytes on disk ...
 GROUP_TARGET_BYTES = 8 << 20
@@ -401,13 +406,40 @@ def _analyse(y: np.ndarray, sr: int, config: ExtractConfig) -> tuple[dict, np.nd
     return computed, summary
 
 
-def extract_file(audio_file: AudioFile, config: ExtractConfig) -> tuple[pa.Table | None, dict | None]:
+def _analyse_chunk(chunk: list, sr: int, config: ExtractConfig, device: str | None) -> list[tuple]:
+    """``(segment, computed, summary)`` of decoded ``(segment, y)`` pairs: one by one on the numpy
+    path, or runs of equal length as one torch batch on ``device``."""
+    from genaudio import features as gf
+
+    if device is None:
+        return [(seg, *_analyse(y, sr, config)) for seg, y in chunk]
+    from genaudio.features import torch_frames
+
+    names = list(dict.fromkeys(config.summary_features + config.frame_features))
+    out = []
+    for _, run in itertools.groupby(chunk, key=lambda item: len(item[1])):
+        run = list(run)
+        batch = torch_frames.analyses([y for _, y in run], sr, config=config.features, features=names,
+                                      device=device)
+        for (seg, _), analysis in zip(run, batch):
+            computed = analysis.compute(names)
+            out.append((seg, computed, gf.summary_vector({k: computed[k] for k in config.summary_features},
+                                                          config=config.features)))
+    return out
+
+
+def extract_file(audio_file: AudioFile, config: ExtractConfig, *, device: str | None = None
+                 ) -> tuple[pa.Table | None, dict | None]:
     """Decode, segment and analyse one file into segment rows. Never raises.
 
     Parameters
     ----------
     audio_file : AudioFile
     config : ExtractConfig
+    device : str, optional
+        ``None``: the numpy/librosa path, segment by segment. A torch device (``"cuda"``,
+        ``"cpu"``): the frame features of up to :data:`TORCH_BATCH` segments at a time as one
+        batch on it (:mod:`genaudio.features.torch_frames`), the rest on the CPU.
 
     Returns
     -------
@@ -439,29 +471,29 @@ def extract_file(audio_file: AudioFile, config: ExtractConfig) -> tuple[pa.Table
         sr = config.audio.sample_rate
         while True:
             stage = "decode"
-            try:
-                seg, y = next(it)
-            except StopIteration:
+            chunk = list(itertools.islice(it, 1 if device is None else TORCH_BATCH))
+            if not chunk:
                 break
             if sr is None:
                 sr = ga.probe(audio_file.path, config=config.audio).sample_rate
             stage = "features"
-            computed, summary = _analyse(y, sr, config)
+            analysed = _analyse_chunk(chunk, sr, config, device)
             stage = "write"
-            cols["file_id"].append(audio_file.file_id)
-            cols["path"].append(audio_file.path)
-            cols["label"].append(audio_file.label)
-            cols["segment"].append(seg.index)
-            cols["start_s"].append(seg.start_s)
-            cols["duration_s"].append(seg.duration_s)
-            summaries.append(summary)
-            for name, (dims, t) in shapes.items():
-                m = np.asarray(computed[name], dtype=np.float32)
-                if m.ndim == 1:
-                    m = m[None, :]
-                if m.shape != (dims, t):
-                    raise ValueError(f"frame matrix {name} has shape {m.shape}, expected {(dims, t)}")
-                cols[store.FRAME_PREFIX + name].append(m)
+            for seg, computed, summary in analysed:
+                cols["file_id"].append(audio_file.file_id)
+                cols["path"].append(audio_file.path)
+                cols["label"].append(audio_file.label)
+                cols["segment"].append(seg.index)
+                cols["start_s"].append(seg.start_s)
+                cols["duration_s"].append(seg.duration_s)
+                summaries.append(summary)
+                for name, (dims, t) in shapes.items():
+                    m = np.asarray(computed[name], dtype=np.float32)
+                    if m.ndim == 1:
+                        m = m[None, :]
+                    if m.shape != (dims, t):
+                        raise ValueError(f"frame matrix {name} has shape {m.shape}, expected {(dims, t)}")
+                    cols[store.FRAME_PREFIX + name].append(m)
         stage = "decode"
         if not cols["file_id"]:
             raise AudioTooShortError(
@@ -548,15 +580,15 @@ def _status_row(af: AudioFile, *, gid: str, ok: bool, segments: int, audio_secon
 
 
 def process_group(files: Sequence[AudioFile], config: ExtractConfig, *, gid: str,
-                  node_id: str = "") -> tuple[bytes | None, bytes]:
+                  node_id: str = "", device: str | None = None) -> tuple[bytes | None, bytes]:
     """Run :func:`extract_file` over a group; return (segments Parquet bytes or None, status
-    Parquet bytes). Used by the Ray actors and by the sequential baseline of the benchmark."""
+    Parquet bytes). Used by the Ray actors (``device``: see :func:`extract_file`)."""
     from genaudio import audio as ga
 
     tables, status = [], []
     for af in files:
         t0 = time.perf_counter()
-        rows, err = extract_file(af, config)
+        rows, err = extract_file(af, config, device=device)
         secs = 0.0
         if rows is not None:
             try:
@@ -579,6 +611,8 @@ class _Worker:
     constructor arguments, which Ray would keep in the object store for actor restarts."""
 
     CONFIG: dict = {}
+    #: True on the GPU path: frame features in torch, on CUDA when the actor has a GPU.
+    TORCH = False
 
     def __init__(self):
         import ray
@@ -586,12 +620,22 @@ class _Worker:
         self.config = load_config(self.CONFIG)
         self.node_id = ray.get_runtime_context().get_node_id()
         segment_schema(self.config)  # warm-up: JIT-compiles librosa's numba kernels here, once
+        self.device = None
+        gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+        if self.TORCH:
+            import torch
+
+            # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPUs, so "cuda" is the right one; a
+            # node whose GPUs torch cannot use (fake resources in tests, no CUDA build) runs the
+            # same torch code on the CPU
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.where = f"{'torch:' + self.device if self.device else 'numpy'} gpus={','.join(gpus) or '-'}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         out = {"gid": [], "segments": [], "status": [], "n_files": []}
         for gid, files_json in zip(batch.column("gid").to_pylist(), batch.column("files").to_pylist()):
             files = [AudioFile(**d) for d in json.loads(files_json)]
-            seg, st = process_group(files, self.config, gid=gid, node_id=self.node_id)
+            seg, st = process_group(files, self.config, gid=gid, node_id=self.node_id, device=self.device)
             out["gid"].append(gid)
             out["segments"].append(seg)
             out["status"].append(st)
@@ -599,7 +643,8 @@ class _Worker:
         return pa.table({"gid": pa.array(out["gid"], pa.string()),
                          "segments": pa.array(out["segments"], pa.large_binary()),
                          "status": pa.array(out["status"], pa.large_binary()),
-                         "n_files": pa.array(out["n_files"], pa.int64())})
+                         "n_files": pa.array(out["n_files"], pa.int64()),
+                         "where": pa.array([self.where] * len(out["gid"]), pa.string())})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,18 +723,25 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def _worker_count(num_cpus: int | None) -> int:
+def _worker_count(num_cpus: int | None, gpus_per_worker: float = 0.0) -> int:
     import ray
 
-    total = int(ray.cluster_resources().get("CPU", 0))
+    resources = ray.cluster_resources()
+    total = int(resources.get("CPU", 0))
     n = min(total, num_cpus) if num_cpus else total
     if n < 1:
         raise ConfigError("the Ray cluster has no CPU to run extraction on")
+    if gpus_per_worker > 0:
+        gpus = float(resources.get("GPU", 0))
+        if gpus < gpus_per_worker:
+            raise ConfigError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {gpus:g} GPU(s); "
+                              "leave the option out to extract on CPUs")
+        n = min(n, int(gpus // gpus_per_worker))
     return n
 
 
 def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig, n_workers: int,
-                progress, on_commit) -> None:
+                progress, on_commit, gpus_per_worker: float = 0.0, where: set | None = None) -> None:
     import ray
     import ray.data
 
@@ -701,14 +753,15 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
     items = [{"gid": group_id(chash, [f.file_id for f in g]),
               "files": json.dumps([dataclasses.asdict(f) for f in g])} for g in groups]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    worker = type("ExtractWorker", (_Worker,), {"CONFIG": cfg.resolved()})
+    worker = type("ExtractWorker", (_Worker,), {"CONFIG": cfg.resolved(), "TORCH": gpus_per_worker > 0})
+    gpu_args = {"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ray_remote_args deprecation: no named max_task_retries yet
         ds = ds.map_batches(
             worker, batch_size=1, batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items)),
                                                max_tasks_in_flight_per_actor=2),
-            num_cpus=1,
+            num_cpus=1, **gpu_args,
             # a crashed or lost worker (node removed, OOM kill) is restarted and its group
             # retried; finite task retries, so a file that kills its worker cannot loop forever
             max_restarts=-1, max_task_retries=3,
@@ -721,6 +774,8 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             for row in batch.to_pylist():
                 store.commit_group(out, row["gid"], row["segments"], row["status"])
+                if where is not None:
+                    where.add(row["where"])
                 on_commit(row["n_files"])
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -734,7 +789,7 @@ def _run_groups(groups: list[list[AudioFile]], *, out: Path, cfg: ExtractConfig,
 def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: str | os.PathLike, *,
                 config: ExtractConfig | None = None, address: str | None = None,
                 num_cpus: int | None = None, extensions: Iterable[str] | None = None,
-                all_files: bool = False, progress: bool = True) -> ExtractResult:
+                all_files: bool = False, progress: bool = True, gpus_per_worker: float = 0.0) -> ExtractResult:
     """Extract a corpus into the features store ``out`` (resumable; see module docstring).
 
     Parameters
@@ -753,6 +808,12 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
         Local Ray's CPUs, and the maximum number of workers.
     progress : bool
         Show a progress bar over files.
+    gpus_per_worker : float
+        0 (default): CPU actors, the numpy/librosa path. > 0: each actor takes this share of a GPU
+        and computes the frame features in torch, batched over segments, on its GPU (CUDA when
+        torch has it, else the CPU); the rest of the analysis stays on the actor's CPU. Values
+        equal the CPU path within :data:`genaudio.features.torch_frames.TOLERANCE`; the store
+        is the same store (same config hash), its manifest records the path under ``compute``.
 
     Returns
     -------
@@ -783,15 +844,18 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     done = set(status.column("file_id").to_pylist())
     pending = [a for a in manifest if a.file_id not in done]
 
+    if gpus_per_worker < 0:
+        raise ConfigError(f"gpus_per_worker must be >= 0, got {gpus_per_worker}")
     startup_s = 0.0
     started = False
+    where: set[str] = set()
     if pending:
         store.mark_incomplete(out)
         t0 = time.perf_counter()
         started = _connect(address, num_cpus)
         startup_s = time.perf_counter() - t0
         try:
-            n_workers = _worker_count(num_cpus)
+            n_workers = _worker_count(num_cpus, gpus_per_worker)
             bar = _progress(len(manifest), len(manifest) - len(pending), progress)
             try:
                 def on_commit(n):
@@ -799,14 +863,15 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
 
                 groups = plan_groups(pending, n_workers=n_workers, config_hash_=chash)
                 _run_groups(groups, out=out, cfg=cfg, n_workers=n_workers, progress=bar,
-                            on_commit=on_commit)
+                            on_commit=on_commit, gpus_per_worker=gpus_per_worker, where=where)
                 # Files whose group never committed (its worker died on every retry): redo them
                 # one file per group, so one poisonous file cannot take its neighbours with it.
                 left = _missing(out, by_id)
                 if left and any(len(g) > 1 for g in groups):
                     _run_groups([[a] for a in left], out=out, cfg=cfg,
-                                n_workers=_worker_count(num_cpus),  # nodes may have gone
-                                progress=bar, on_commit=on_commit)
+                                n_workers=_worker_count(num_cpus, gpus_per_worker),  # nodes may have gone
+                                progress=bar, on_commit=on_commit, gpus_per_worker=gpus_per_worker,
+                                where=where)
                 for a in _missing(out, by_id):
                     err = {"stage": "worker", "error_type": "WorkerCrashed", "reason": "crash",
                            "message": "the worker processing this file died on every attempt "
@@ -828,7 +893,7 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     status = store.read_status(out)
     return _finalize(out, manifest=manifest, status=status, cfg=cfg, inputs=inputs,
                      pending=pending, wall_s=time.perf_counter() - t_start, startup_s=startup_s,
-                     sidecars=skipped)
+                     sidecars=skipped, compute={"gpus_per_worker": gpus_per_worker, "workers": sorted(where)})
 
 
 def _missing(out: Path, by_id: dict[str, AudioFile]) -> list[AudioFile]:
@@ -854,7 +919,7 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: ExtractConfig,
               inputs, pending: list[AudioFile], wall_s: float, startup_s: float,
-              sidecars: list[str]) -> ExtractResult:
+              sidecars: list[str], compute: dict) -> ExtractResult:
     import pyarrow.compute as pc
 
     ids = status.column("file_id").to_pylist()
@@ -906,6 +971,8 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
                     "realtime_factor": processed_audio / wall_s if wall_s > 0 else 0.0,
                     "cpu_seconds_files": float(pc.sum(status.column("elapsed_s")).as_py() or 0.0)},
         "features": feats,
+        # how this run computed: numpy or torch:<device>, and the GPUs Ray gave each worker
+        "compute": compute,
         "frame_shapes": {k: list(v) for k, v in shapes.items()},
         "nodes": nodes,
         "created": previous.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -914,6 +981,7 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
     if not pending and previous:
         # a no-op rerun: keep the timings of the run that did the work
         manifest_doc["timings"] = previous.get("timings", manifest_doc["timings"])
+        manifest_doc["compute"] = previous.get("compute", manifest_doc["compute"])
         manifest_doc["updated"] = previous.get("updated", manifest_doc["updated"])
     store.finalize(out, status, manifest_doc)
     return ExtractResult(out=str(out), config_hash=cfg.hash(), files=len(manifest), files_ok=n_ok,
