@@ -876,17 +876,7 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
                                 n_workers=_worker_count(num_cpus, gpus_per_worker),  # nodes may have gone
                                 progress=bar, on_commit=on_commit, gpus_per_worker=gpus_per_worker,
                                 where=where)
-                for a in _missing(out, by_id):
-                    err = {"stage": "worker", "error_type": "WorkerCrashed", "reason": "crash",
-                           "message": "the worker processing this file died on every attempt "
-                                      "(decoder crash or out of memory)"}
-                    gid = group_id(chash, [a.file_id])
-                    st = pa.Table.from_pylist([_status_row(a, gid=gid, ok=False, segments=0,
-                                                           audio_seconds=0.0, error=err,
-                                                           node_id="", elapsed=0.0)],
-                                              schema=store.STATUS_SCHEMA)
-                    store.commit_group(out, gid, None, store.table_to_parquet_bytes(st))
-                    bar.update(1)
+                _commit_crashed(out, _missing(out, by_id), chash, bar)
             finally:
                 bar.close()
         finally:
@@ -898,6 +888,20 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
     return _finalize(out, manifest=manifest, status=status, cfg=cfg, inputs=inputs,
                      pending=pending, wall_s=time.perf_counter() - t_start, startup_s=startup_s,
                      sidecars=skipped, compute={"gpus_per_worker": gpus_per_worker, "workers": sorted(where)})
+
+
+def _commit_crashed(out: Path, files: list[AudioFile], chash: str, bar) -> None:
+    """A ``worker``-stage error row for each file whose worker died on every attempt."""
+    err = {"stage": "worker", "error_type": "WorkerCrashed", "reason": "crash",
+           "message": "the worker processing this file died on every attempt "
+                      "(decoder crash or out of memory)"}
+    for a in files:
+        gid = group_id(chash, [a.file_id])
+        st = pa.Table.from_pylist([_status_row(a, gid=gid, ok=False, segments=0, audio_seconds=0.0,
+                                               error=err, node_id="", elapsed=0.0)],
+                                  schema=store.STATUS_SCHEMA)
+        store.commit_group(out, gid, None, store.table_to_parquet_bytes(st))
+        bar.update(1)
 
 
 def _missing(out: Path, by_id: dict[str, AudioFile]) -> list[AudioFile]:
