@@ -15,6 +15,12 @@ documented calls from ``y`` (tests check it) while the expensive parts run once:
   (beats use the median-aggregated envelope of the same log_mel, as ``beat_track`` does).
 
 Only what the requested features need is computed: asking for ``mfcc`` never builds the CQT.
+
+Where librosa's own implementation spends time on work its definition does not need (spectral
+moments, rolloff, zero crossings, the tempogram behind tempo and beats), the computation goes
+through :mod:`genaudio.features._fast`, which keeps the definitions (tests compare each with the
+documented call). :meth:`Analysis.provide` lets the batched torch path
+(:mod:`genaudio.features.torch_frames`) hand in intermediates and features it computed.
 """
 from __future__ import annotations
 
