@@ -1,26 +1,36 @@
-"""How `genaudio extract` scales, against the per-file function in a plain loop.
+"""How `genaudio extract` scales, where its time goes, and how close it stays to the feature compute.
 
-Side by side in one run, on the same generated corpora:
+Side by side in one run, on the same corpora (generated music-like clips, and 30-s excerpts of
+real tracks of the development corpus re-encoded as Ogg Vorbis, ``--real``):
 
-- ``loop``:   :func:`genaudio.extract.process_group` file by file in this process (decode, analyse,
-              serialise Parquet, write), after warm-up: the cost of the work itself;
-- ``ray1``:   :func:`genaudio.extract.run_extract` on an embedded Ray with 1 CPU (one actor);
-- ``ray2``:   the same with all cores (``--cpus``, default ``os.cpu_count()``).
+- ``stages``:  one pass over the N-file corpus in this process, timing each stage of the per-file
+               work apart (CPU seconds): decode + resample (``iter_segments``), the feature
+               compute alone (``features.compute`` per segment), the summary functionals, the
+               Arrow table, the Parquet encoding; ``compute`` is the reference the pipeline is
+               held to;
+- ``loop``:    the best plain loop a user would write: :func:`genaudio.extract.extract_file` per
+               file into ONE ``ParquetWriter`` with row groups of ``--row-group`` segments, after
+               warm-up;
+- ``ray1``:    :func:`genaudio.extract.run_extract` on an embedded Ray with 1 CPU (one actor);
+- ``rayC``:    the same with all cores (``--cpus``, default ``os.cpu_count()``).
 
 Each is timed on N and 3N files; the steady-state cost per file is the slope
-``(T(3N) - T(N)) / 2N``, and the intercept ``T(N) - N * slope`` is the fixed start-up (actor
-start, librosa/numba warm-up), reported separately; ``ray.init`` is timed apart and left out of T. A second corpus of short clips
-(1 s each, segmented at 1 s) measures small-file overhead (loop vs ray1).
+``(T(3N) - T(N)) / 2N``, the intercept ``T(N) - N * slope`` the fixed start-up (actor start,
+librosa/numba warm-up), reported apart; ``ray.init`` is timed apart and left out of T. A corpus of
+short clips (1 s each, segmented at 1 s) measures small-file overhead (loop vs ray1).
 
 The last line is one JSON object::
 
-    {"parallel_efficiency": slope_ray1 / (cpus * slope_raycpus),
+    {"pipeline_vs_compute": (decode + compute) CPU s per file / ray1 CPU s per file (generated
+         clips; "pipeline_vs_compute_only" leaves decode out of the numerator),
+     "parallel_efficiency": slope_ray1 / (cpus * slope_raycpus),
      "ray_overhead_vs_loop": slope_ray1 / slope_loop - 1,
-     "small_files_overhead_vs_loop": small slope_ray1 / small slope_loop - 1,
-     "realtime_factor_per_core": audio seconds per file / slope_ray1, ...}
+     "real": {the same three on the real excerpts}, "stages_cpu_s_per_file": {...}, ...}
 
-Usage: ``python benchmarks/extract_scaling.py [--quick] [--n N] [--small-n N] [--cpus C]``.
-Other processes on the machine distort the figures (the load average is reported).
+CPU seconds (this process and every Ray process it started) do not grow when other jobs share
+the machine, wall seconds do; the load average is reported.
+
+Usage: ``python benchmarks/extract_scaling.py [--quick] [--n N] [--real N] [--small-n N] [--cpus C]``.
 """
 from __future__ import annotations
 
@@ -42,10 +52,17 @@ import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from genaudio import audio as ga  # noqa: E402
 from genaudio import extract as ex  # noqa: E402
+from genaudio import features as gf  # noqa: E402
 from genaudio import store  # noqa: E402
-from genaudio.config import SegmentConfig  # noqa: E402
+from genaudio.config import AudioConfig, SegmentConfig  # noqa: E402
 from genaudio.infra import connect_ray  # noqa: E402
+
+CORPUS = Path.home() / ".cache" / "genaudio-dev-corpus"  # ../shared/corpus/fetch.sh
 
 
 def make_clip(path: Path, seconds: float, sr: int, channels: int, seed: int) -> None:
@@ -77,21 +94,82 @@ def _mk(p, seconds, sr, channels, seed):
     return p
 
 
+def real_excerpts(root: Path, n: int, seconds: float, offset: int = 0) -> list[Path]:
+    """``n`` excerpts of ``seconds`` from the real tracks of :data:`CORPUS` (labels in turn, several
+    excerpts per track when needed), re-encoded as 44.1 kHz stereo Ogg Vorbis so decoding is real."""
+    labels = [sorted(p for p in d.iterdir() if p.is_file()) for d in sorted(CORPUS.iterdir()) if d.is_dir()]
+    cfg = AudioConfig(sample_rate=44100, mono=False)
+    out = []
+    for i in range(offset, offset + n):
+        tracks = labels[i % len(labels)]
+        src = tracks[(i // len(labels)) % len(tracks)]  # then later excerpts of the same tracks
+        duration = ga.probe(src).duration_s
+        start = (20.0 + seconds * (i // len(labels))) % max(duration - seconds, 1.0)
+        y, _ = ga.load(src, config=cfg, offset=start, duration=seconds)
+        y = np.atleast_2d(y)
+        y = np.vstack([y, y]) if y.shape[0] == 1 else y[:2]
+        path = root / src.parent.name / f"x{i:04d}.ogg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, y.T.astype(np.float32), 44100, format="OGG", subtype="VORBIS")
+        out.append(path)
+    return out
+
+
 def _cpu(proc) -> float:
     t = proc.cpu_times()
     return t.user + t.system
 
 
-def time_loop(files: list[Path], cfg: ex.ExtractConfig, out: Path) -> tuple[float, float]:
-    """The per-file function in a plain loop, writing one Parquet file per input (warm already).
-    Returns (wall seconds, CPU seconds)."""
+def time_stages(files: list[Path], cfg: ex.ExtractConfig) -> dict[str, float]:
+    """CPU seconds per file of each stage of the per-file work, timed apart (warm already)."""
+    names = list(dict.fromkeys(cfg.summary_features + cfg.frame_features))
+    schema, shapes = ex.segment_schema(cfg)
+    t = dict.fromkeys(("decode", "compute", "summary", "table", "parquet"), 0.0)
+    for af in ex.discover(files):
+        c0 = time.process_time()
+        segs = list(ga.iter_segments(af.path, audio=cfg.audio, segment=cfg.segment))
+        t["decode"] += time.process_time() - c0
+        cols = {f.name: [] for f in schema if f.name in store.IDENTITY_COLUMNS or f.name.startswith(store.FRAME_PREFIX)}
+        summaries = []
+        for seg, y in segs:
+            c0 = time.process_time()
+            computed = gf.compute(y, cfg.audio.sample_rate, config=cfg.features, features=names)
+            c1 = time.process_time()
+            summaries.append(gf.summary_vector({k: computed[k] for k in cfg.summary_features}, config=cfg.features))
+            t["compute"] += c1 - c0
+            t["summary"] += time.process_time() - c1
+            for k, v in (("file_id", af.file_id), ("path", af.path), ("label", af.label), ("segment", seg.index),
+                         ("start_s", seg.start_s), ("duration_s", seg.duration_s)):
+                cols[k].append(v)
+            for name in shapes:
+                cols[store.FRAME_PREFIX + name].append(np.asarray(computed[name], np.float32).reshape(shapes[name]))
+        c0 = time.process_time()
+        table = ex._rows_table(cols, summaries, schema, shapes, cfg.float16)
+        c1 = time.process_time()
+        store.table_to_parquet_bytes(table)
+        t["table"] += c1 - c0
+        t["parquet"] += time.process_time() - c1
+    return {k: v / len(files) for k, v in t.items()}
+
+
+def time_loop(files: list[Path], cfg: ex.ExtractConfig, out: Path, row_group: int) -> tuple[float, float]:
+    """The best plain loop: the per-file function, one Parquet writer, row groups of ``row_group``
+    segments (warm already). Returns (wall seconds, CPU seconds)."""
     manifest = ex.discover(files)
-    out.mkdir(parents=True, exist_ok=True)
+    schema, _ = ex.segment_schema(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
-    for af in manifest:
-        seg, status = ex.process_group([af], cfg, gid=af.file_id)
-        if seg:
-            store.atomic_write_bytes(out / f"{af.file_id}.parquet", seg)
+    pending: list[pa.Table] = []
+    with pq.ParquetWriter(out, schema, **store.parquet_options(schema)) as writer:
+        for af in manifest:
+            rows, err = ex.extract_file(af, cfg)
+            assert err is None, err
+            pending.append(rows)
+            if sum(len(r) for r in pending) >= row_group:
+                writer.write_table(pa.concat_tables(pending))
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -100,7 +178,6 @@ def time_ray(files: list[Path], cfg: ex.ExtractConfig, out: Path, cpus: int
     """`run_extract` on a fresh embedded Ray of ``cpus`` CPUs, started and stopped inside the timing.
 
     Returns (wall s, CPU s of this process and every Ray process it started, Ray init s, result).
-    CPU time does not grow when other jobs share the machine, wall time does.
     """
     import psutil
     import ray
@@ -128,97 +205,109 @@ def slope(t1: float, t3: float, n: int) -> tuple[float, float]:
     return s, t1 - n * s
 
 
+def measure(name: str, corpus: dict, cfg: ex.ExtractConfig, n: int, cpus_list, work: Path, row_group: int,
+            inits: list) -> dict:
+    """Wall and CPU slopes (s per file) and intercepts of loop and Ray runs on one corpus."""
+    wall, cpu, res = {}, {}, {}
+    for k in (1, 3):
+        wall[("loop", k)], cpu[("loop", k)] = time_loop(corpus[k], cfg, work / f"loop-{name}{k}.parquet", row_group)
+        log(f"{name} x{k} loop: {wall[('loop', k)]:.1f} s (cpu {cpu[('loop', k)]:.1f} s)")
+    for cpus in cpus_list:
+        for k in (1, 3):
+            w, c, t_init, r = time_ray(corpus[k], cfg, work / f"ray{cpus}-{name}{k}", cpus)
+            wall[(f"ray{cpus}", k)], cpu[(f"ray{cpus}", k)], res[(f"ray{cpus}", k)] = w - t_init, c, r
+            inits.append(t_init)
+            log(f"{name} x{k} ray {cpus} cpu: {w:.1f} s (cpu {c:.1f} s, ray init {t_init:.1f} s)")
+    out = {"wall": {}, "cpu": {}, "startup": {}, "res": res}
+    for m in ["loop"] + [f"ray{c}" for c in cpus_list]:
+        out["wall"][m], out["startup"][m] = slope(wall[(m, 1)], wall[(m, 3)], n)
+        out["cpu"][m], _ = slope(cpu[(m, 1)], cpu[(m, 3)], n)
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"{msg}  [load {os.getloadavg()[0]:.1f}]", file=sys.stderr, flush=True)
+
+
+def ratios(m: dict, stages: dict, cpus: int) -> dict:
+    """The headline ratios of one corpus. ``pipeline_vs_compute`` holds the pipeline to the
+    feature compute from the file (decode + ``features.compute``: what features_vs_librosa.py's
+    real-time factor measures); ``pipeline_vs_compute_only`` to ``features.compute`` alone."""
+    w, c = m["wall"], m["cpu"]
+    compute_s = stages["decode"] + stages["compute"]
+    return {"pipeline_vs_compute": round(compute_s / c["ray1"], 3),
+            "pipeline_vs_compute_only": round(stages["compute"] / c["ray1"], 3),
+            "loop_vs_compute": round(compute_s / c["loop"], 3),
+            "parallel_efficiency": round(w["ray1"] / (cpus * w[f"ray{cpus}"]), 3),
+            "ray_overhead_vs_loop": round(w["ray1"] / w["loop"] - 1, 3),
+            "ray_cpu_overhead_vs_loop": round(c["ray1"] / c["loop"] - 1, 3),
+            "per_file_s": {k: round(v, 3) for k, v in w.items()},
+            "cpu_s_per_file": {k: round(v, 3) for k, v in c.items()},
+            "startup_s": {k: round(v, 1) for k, v in m["startup"].items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small corpora (a smoke run, noisy figures)")
-    ap.add_argument("--n", type=int, default=30, help="N normal clips (the second size is 3N; 30 gives a slope over 60 files, 8 was too few to beat the noise)")
-    ap.add_argument("--seconds", type=float, default=15.0, help="length of a normal clip (s)")
+    ap.add_argument("--n", type=int, default=30, help="N generated clips (the second size is 3N)")
+    ap.add_argument("--seconds", type=float, default=15.0, help="length of a generated clip (s)")
+    ap.add_argument("--real", type=int, default=8, help="N real 30-s excerpts (second size 3N; 0: none)")
     ap.add_argument("--small-n", type=int, default=100, help="N one-second clips (second size 3N)")
+    ap.add_argument("--row-group", type=int, default=128, help="segments per row group of the loop's writer")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", help="keep corpora and stores in this folder")
     args = ap.parse_args()
     if args.quick:
-        args.n, args.small_n, args.seconds = 3, 30, 10.0
+        args.n, args.small_n, args.seconds, args.real = 3, 30, 10.0, 2
     import psutil
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="genaudio-bench-"))
     load0 = os.getloadavg()
     t_all = time.perf_counter()
-
     cfg = ex.ExtractConfig()  # the default feature set and frame matrices: what users run
     cfg_small = ex.ExtractConfig(segment=SegmentConfig(seconds=1.0))
-    normal = {k: make_corpus(work / f"normal{k}", k * args.n, args.seconds, 44100, 2) for k in (1, 3)}
-    small = {k: make_corpus(work / f"small{k}", k * args.small_n, 1.0, 22050, 1, offset=10_000)
-             for k in (1, 3)}
-    # warm this process up (JIT) so the loop measures steady state only
-    ex.segment_schema(cfg)
+    corpora = {"generated": ({k: make_corpus(work / f"gen{k}", k * args.n, args.seconds, 44100, 2) for k in (1, 3)},
+                             cfg, args.n, (1, args.cpus))}
+    if args.real and CORPUS.is_dir():
+        corpora["real"] = ({k: real_excerpts(work / f"real{k}", k * args.real, 30.0, offset=100 * k) for k in (1, 3)},
+                           cfg, args.real, (1, args.cpus))
+    corpora["small"] = ({k: make_corpus(work / f"small{k}", k * args.small_n, 1.0, 22050, 1, offset=10_000)
+                         for k in (1, 3)}, cfg_small, args.small_n, (1,))
+    ex.segment_schema(cfg)  # warm this process up (JIT) so the loop measures steady state only
     ex.segment_schema(cfg_small)
 
-    res: dict = {}
-    cpu: dict = {}
-    inits = []
-    for name, corpus, c in (("normal", normal, cfg), ("small", small, cfg_small)):
-        for k in (1, 3):
-            res[(name, "loop", k)], cpu[(name, "loop", k)] = time_loop(corpus[k], c, work / f"loop-{name}{k}")
-            print(f"{name} x{k} loop: {res[(name, 'loop', k)]:.1f} s (cpu {cpu[(name, 'loop', k)]:.1f} s)",
-                  file=sys.stderr, flush=True)
-        cpu_list = (1, args.cpus) if name == "normal" else (1,)
-        for cpus in cpu_list:
-            for k in (1, 3):
-                wall, c_s, t_init, r = time_ray(corpus[k], c, work / f"ray{cpus}-{name}{k}", cpus)
-                # Ray's init is timed apart (it varies by tens of seconds on a busy machine) and
-                # reported as start-up; the slope is taken on the time after Ray is up.
-                res[(name, f"ray{cpus}", k)] = wall - t_init
-                cpu[(name, f"ray{cpus}", k)] = c_s
-                res[(name, f"ray{cpus}", k, "res")] = r
-                inits.append(t_init)
-                print(f"{name} x{k} ray {cpus} cpu: {wall:.1f} s (cpu {c_s:.1f} s, ray init {t_init:.1f} s)",
-                      file=sys.stderr, flush=True)
+    inits: list[float] = []
+    stages, meas = {}, {}
+    for name, (corpus, c, n, cpus_list) in corpora.items():
+        if name != "small":
+            stages[name] = time_stages(corpus[1], c)
+            log(f"{name} stages (CPU s per file): " + ", ".join(f"{k} {v:.3f}" for k, v in stages[name].items()))
+        meas[name] = measure(name, corpus, c, n, cpus_list, work, args.row_group, inits)
 
-    n, sn = args.n, args.small_n
-    loop_s, _ = slope(res[("normal", "loop", 1)], res[("normal", "loop", 3)], n)
-    r1_s, r1_i = slope(res[("normal", "ray1", 1)], res[("normal", "ray1", 3)], n)
-    rc_s, rc_i = slope(res[("normal", f"ray{args.cpus}", 1)], res[("normal", f"ray{args.cpus}", 3)], n)
-    sl_s, _ = slope(res[("small", "loop", 1)], res[("small", "loop", 3)], sn)
-    s1_s, s1_i = slope(res[("small", "ray1", 1)], res[("small", "ray1", 3)], sn)
-    # the same slopes in CPU seconds (immune to other jobs on the machine)
-    cl, _ = slope(cpu[("normal", "loop", 1)], cpu[("normal", "loop", 3)], n)
-    c1, c1_i = slope(cpu[("normal", "ray1", 1)], cpu[("normal", "ray1", 3)], n)
-    cc, cc_i = slope(cpu[("normal", f"ray{args.cpus}", 1)], cpu[("normal", f"ray{args.cpus}", 3)], n)
-    csl, _ = slope(cpu[("small", "loop", 1)], cpu[("small", "loop", 3)], sn)
-    cs1, cs1_i = slope(cpu[("small", "ray1", 1)], cpu[("small", "ray1", 3)], sn)
-
-    def maxrss(key):
-        files = store.read_files(res[key].out)
-        return float(max(files.column("worker_maxrss_mb").to_pylist()))
-
-    out = {
-        "parallel_efficiency": round(r1_s / (args.cpus * rc_s), 3),
-        "ray_overhead_vs_loop": round(r1_s / loop_s - 1, 3),
-        "small_files_overhead_vs_loop": round(s1_s / sl_s - 1, 3),
-        "realtime_factor_per_core": round(args.seconds / r1_s, 2),
-        "cpus": args.cpus,
-        "normal_clip_s": args.seconds, "n": n, "small_n": sn,
-        "per_file_s": {"loop": round(loop_s, 3), "ray1": round(r1_s, 3), f"ray{args.cpus}": round(rc_s, 3)},
-        "per_small_file_s": {"loop": round(sl_s, 4), "ray1": round(s1_s, 4)},
-        "startup_s": {"ray1": round(r1_i, 1), f"ray{args.cpus}": round(rc_i, 1), "small_ray1": round(s1_i, 1),
-                      "ray_init_median": round(float(np.median(inits)), 1),
-                      "ray_init_all": [round(x, 1) for x in inits]},
-        "cpu_s_per_file": {"loop": round(cl, 3), "ray1": round(c1, 3), f"ray{args.cpus}": round(cc, 3),
-                           "small_loop": round(csl, 4), "small_ray1": round(cs1, 4)},
-        "startup_cpu_s": {"ray1": round(c1_i, 1), f"ray{args.cpus}": round(cc_i, 1)},
-        "ray_cpu_overhead_vs_loop": round(c1 / cl - 1, 3),
-        "ray_cpu_overhead_vs_loop_all_cores": round(cc / cl - 1, 3),
-        "small_files_cpu_overhead_vs_loop": round(cs1 / csl - 1, 3),
-        "worker_maxrss_mb": {"normal": round(maxrss(("normal", "ray1", 3, "res")), 0),
-                             "small": round(maxrss(("small", "ray1", 3, "res")), 0)},
+    gen = ratios(meas["generated"], stages["generated"], args.cpus)
+    out = {k: gen[k] for k in ("pipeline_vs_compute", "parallel_efficiency", "ray_overhead_vs_loop")}
+    sm = meas["small"]
+    out.update({
+        "small_files_overhead_vs_loop": round(sm["wall"]["ray1"] / sm["wall"]["loop"] - 1, 3),
+        "realtime_factor_per_core": round(args.seconds / gen["per_file_s"]["ray1"], 2),
+        "compute_realtime_factor": round(args.seconds / (stages["generated"]["decode"]
+                                                          + stages["generated"]["compute"]), 2),
+        "generated": gen,
+        "stages_cpu_s_per_file": {k: {s: round(v, 4) for s, v in st.items()} for k, st in stages.items()},
+        "cpus": args.cpus, "generated_clip_s": args.seconds, "n": args.n, "real_n": args.real,
+        "small_n": args.small_n, "row_group": args.row_group,
+        "per_small_file_s": {k: round(v, 4) for k, v in sm["wall"].items()},
+        "ray_init_median_s": round(float(np.median(inits)), 1),
+        "worker_maxrss_mb": round(max(store.read_files(meas["generated"]["res"][("ray1", 3)].out)
+                                      .column("worker_maxrss_mb").to_pylist()), 0),
         "driver_maxrss_mb": round(psutil.Process().memory_info().rss / 2**20, 0),
-        "store_mb_per_audio_hour": round(
-            sum(p.stat().st_size for p in (Path(res[("normal", "ray1", 3, "res")].out) / "segments").glob("*"))
-            / 2**20 / (3 * n * args.seconds / 3600), 0),
         "loadavg_start_end": [round(load0[0], 1), round(os.getloadavg()[0], 1)],
         "total_s": round(time.perf_counter() - t_all, 0),
-    }
+    })
+    if "real" in meas:
+        real = ratios(meas["real"], stages["real"], args.cpus)
+        real["realtime_factor_per_core"] = round(30.0 / real["per_file_s"]["ray1"], 2)
+        out["real"] = real
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out))

@@ -1,11 +1,12 @@
 """genaudio's shared-analysis feature extraction vs the naive librosa way, side by side.
 
 For several 30 s musical clips (mixes of the synthesised clips in ``samples/``: an instrument over
-a drum pattern, written as 44.1 kHz stereo FLAC so decoding and resampling are real), in one
-process on one thread:
+a drum pattern; and 30-s excerpts of real tracks of the development corpus, ``--real``; all
+written as 44.1 kHz stereo FLAC so decoding and resampling are real), in one process on one
+thread:
 
 * naive   : ``genaudio.audio.load`` then every feature of the default set by its documented
-            librosa call straight from ``y`` (``genaudio.features.naive``; each call does its own
+            librosa call straight from ``y`` (``tests/naive.py``; each call does its own
             STFT / CQT / onset envelope, as librosa's documentation shows);
 * genaudio: the same load then ``genaudio.features.compute`` (one STFT, one CQT, one onset envelope);
 * floor   : the same load then one ``librosa.stft`` (decode + resample + one STFT).
@@ -46,7 +47,8 @@ import soundfile as sf  # noqa: E402
 from genaudio.audio import load  # noqa: E402
 from genaudio.config import AudioConfig, FeatureConfig  # noqa: E402
 from genaudio.features import compute, default_features  # noqa: E402
-from genaudio.features.naive import reference, rel_err  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the naive reference lives with the tests that check it
+from naive import reference, rel_err  # noqa: E402
 
 INSTRUMENTS = ["piano/piano_melody_c.wav", "strings/strings_melody_dm.flac", "bells/bells_pentatonic.flac",
                "piano/piano_arpeggio_g.mp3", "strings/strings_pad_am.ogg", "bells/bells_chords.mp3"]
@@ -76,6 +78,24 @@ def make_clips(out_dir: Path, n: int, seconds: float) -> list[Path]:
     return paths
 
 
+def real_clips(out_dir: Path, corpus: Path, n: int, seconds: float) -> list[Path]:
+    """30-s excerpts (from 30 s in) of ``n`` real tracks of the development corpus, one per label
+    in turn, written as 44.1 kHz stereo FLAC like the synthetic mixes."""
+    by_label = [sorted(p for p in d.iterdir() if p.is_file()) for d in sorted(corpus.iterdir()) if d.is_dir()]
+    picks = [tracks[i // len(by_label)] for i in range(n) for tracks in [by_label[i % len(by_label)]]
+             if i // len(by_label) < len(tracks)]
+    cfg = AudioConfig(sample_rate=44100, mono=False)
+    paths = []
+    for i, src in enumerate(picks):
+        y, _ = load(src, config=cfg, offset=30.0, duration=seconds)
+        y = np.atleast_2d(y)
+        y = np.vstack([y, y]) if y.shape[0] == 1 else y[:2]
+        path = out_dir / f"real{i:02d}_{src.parent.name}.flac"
+        sf.write(path, y.T.astype(np.float32), 44100, subtype="PCM_16")
+        paths.append(path)
+    return paths
+
+
 def cpu(f):
     t = time.process_time()
     out = f()
@@ -87,6 +107,9 @@ def main(argv=None):
     ap.add_argument("--clips", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--repeats", type=int, default=2, help="runs per clip and method; the best counts")
+    ap.add_argument("--real", type=int, default=4, help="real tracks of the corpus (30-s excerpts)")
+    ap.add_argument("--corpus", type=Path, default=Path.home() / ".cache" / "genaudio-dev-corpus",
+                    help="the development corpus (../shared/corpus/fetch.sh); skipped if absent")
     ap.add_argument("--quick", action="store_true", help="2 clips of 10 s, 1 repeat")
     args = ap.parse_args(argv)
     if args.quick:
@@ -99,6 +122,8 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_clips(Path(tmp), args.clips, args.seconds)
+        if args.real and args.corpus.is_dir():
+            paths += real_clips(Path(tmp), args.corpus, args.real, args.seconds)
 
         # warm-up (numba JIT, FFT plans) on a short excerpt, not timed
         y, sr = load(paths[0], config=acfg, duration=3.0)
@@ -119,6 +144,8 @@ def main(argv=None):
             return librosa.stft(y, n_fft=fcfg.n_fft, hop_length=fcfg.hop_length)
 
         tot = {"naive": 0.0, "genaudio": 0.0, "floor": 0.0}
+        kinds: dict = {}
+        load0 = os.getloadavg()[0]
         max_err, worst = 0.0, None
         audio_s = 0.0
         print(f"{'clip':<12}{'naive s':>10}{'genaudio s':>12}{'floor s':>10}{'speedup':>9}{'max rel err':>13}")
@@ -138,6 +165,11 @@ def main(argv=None):
                     clip_err = e
                 if e > max_err:
                     max_err, worst = e, f"{n} on {p.name}"
+            kind = kinds.setdefault("real" if p.name.startswith("real") else "synthetic",
+                                    {"naive": 0.0, "genaudio": 0.0, "err": 0.0})
+            kind["naive"] += best["naive"]
+            kind["genaudio"] += best["genaudio"]
+            kind["err"] = max(kind["err"], clip_err)
             for k in tot:
                 tot[k] += best[k]
             audio_s += sf.info(p).duration
@@ -152,7 +184,10 @@ def main(argv=None):
         "naive_s_per_clip": round(tot["naive"] / len(paths), 3),
         "genaudio_s_per_clip": round(tot["genaudio"] / len(paths), 3),
         "floor_s_per_clip": round(tot["floor"] / len(paths), 3),
+        "by_kind": {k: {"speedup_vs_naive": round(v["naive"] / v["genaudio"], 3),
+                        "max_rel_err": float(f"{v['err']:.3g}")} for k, v in kinds.items()},
         "clips": len(paths), "clip_seconds": args.seconds, "features": len(names),
+        "loadavg_start_end": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "worst_feature": worst,
     }
     print(json.dumps(result))

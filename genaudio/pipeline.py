@@ -127,7 +127,8 @@ def _store_key(store: Path) -> str:
 
 def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineConfig | None = None, *,
                  address: str | None = None, num_cpus: int | None = None,
-                 stages: Sequence[str] = STAGES, log: Callable[[str], None] = print) -> list[StageResult]:
+                 stages: Sequence[str] = STAGES, log: Callable[[str], None] = print,
+                 gpus_per_worker: float = 0.0) -> list[StageResult]:
     """Run the stages in order into ``run``, skipping work already done.
 
     Parameters
@@ -141,6 +142,8 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
         A Ray cluster; default ``RAY_ADDRESS``, else an embedded local Ray.
     stages : sequence of str
         The stages to run (in pipeline order); later stages need the earlier stages' output.
+    gpus_per_worker : float
+        GPU share of each extraction worker (see :func:`genaudio.extract.run_extract`).
 
     Returns
     -------
@@ -178,7 +181,8 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
     if "extract" in stages:
         t0 = time.perf_counter()
         log(f"[extract] {', '.join(map(str, inputs))} -> {store}")
-        res = run_extract(list(inputs), store, config=cfg.extract, address=address, num_cpus=num_cpus)
+        res = run_extract(list(inputs), store, config=cfg.extract, address=address, num_cpus=num_cpus,
+                          gpus_per_worker=gpus_per_worker)
         if res.files_ok == 0:
             raise ConfigError("extraction produced no segments (every input file failed); see "
                               f"{store / 'errors.parquet'}")

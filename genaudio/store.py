@@ -64,7 +64,7 @@ def parse_summary_column(name: str) -> tuple[str, int, str] | None:
 def atomic_write_table(path: str | Path, table: pa.Table, *, compression: str = "zstd") -> None:
     """Write a Parquet file under a temporary name, then rename it into place."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression=compression, write_statistics=_stats_columns(table.schema))
+        pq.write_table(table, tmp, **parquet_options(table.schema, compression=compression))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,10 +203,27 @@ def _stats_columns(schema: pa.Schema) -> list[str] | bool:
     return names if len(schema.names) > 64 else True
 
 
+def parquet_options(schema: pa.Schema, *, compression: str = "zstd") -> dict:
+    """Keyword arguments of ``pq.write_table`` / ``pq.ParquetWriter`` for a table of ``schema``.
+
+    A segments part has ~5,400 columns, and Parquet's cost per column chunk dominates its encoding
+    (measured: 40 rows took 0.9 s with the defaults). Dictionary encoding is the largest avoidable
+    part of it: in wide tables it is kept for the scalar non-float columns (ids, paths, labels,
+    which repeat) and skipped for float values (summary columns and frame matrices, which never
+    repeat), which cut the encoding time by ~40 % at the same size.
+    """
+    if len(schema.names) <= 64:
+        return {"compression": compression, "write_statistics": _stats_columns(schema)}
+    return {"compression": compression,
+            "use_dictionary": [f.name for f in schema if not pa.types.is_floating(f.type)
+                               and not pa.types.is_nested(f.type)],
+            "write_statistics": _stats_columns(schema)}
+
+
 def table_to_parquet_bytes(table: pa.Table, *, compression: str = "zstd") -> bytes:
     """Serialise a table as a complete Parquet file in memory (workers compress, the writer renames)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression, write_statistics=_stats_columns(table.schema))
+    pq.write_table(table, sink, **parquet_options(table.schema, compression=compression))
     return sink.getvalue().to_pybytes()
 
 

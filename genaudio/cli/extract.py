@@ -64,12 +64,15 @@ def _features_option(values: tuple[str, ...]) -> dict:
               "else an embedded local Ray).")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs for the local Ray / max workers "
               "(default: all cores).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPU share of each extraction worker. > 0: Ray GPU actors compute the frame "
+                   "features in torch, batched over segments (equal to the CPU path within 1e-4); "
+                   "0: CPU actors only.")
 @click.option("--float16", is_flag=True, help="Store frame matrices as float16 (half the size).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any file failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(inputs, out, config_file, features, segment_seconds, extensions, all_files, address,
-            num_cpus,
-            float16, strict, quiet):
+            num_cpus, gpus_per_worker, float16, strict, quiet):
     """Extract features of every INPUT file into a Parquet features store.
 
     \b
@@ -113,7 +116,8 @@ def command(inputs, out, config_file, features, segment_seconds, extensions, all
     exts = [e for e in (extensions or "").split(",") if e.strip()] or None
 
     res = ex.run_extract(list(inputs), out, config=cfg, address=address, num_cpus=num_cpus,
-                         extensions=exts, all_files=all_files, progress=not quiet)
+                         extensions=exts, all_files=all_files, progress=not quiet,
+                         gpus_per_worker=gpus_per_worker)
     click.echo(res.summary())
     if res.files_failed:
         from genaudio import store

@@ -9,9 +9,10 @@ See ``docs/features.md`` and ``genaudio features list``.
 from genaudio.features.analysis import Analysis, compute
 from genaudio.features.catalog import (CATALOG, GROUPS, INTERMEDIATES, LIBROSA_COVERAGE, LIBROSA_EXCLUDED,
                                        FeatureSpec, default_features, feature_table, resolve)
-from genaudio.features.summary import frame_stats, summarize
+from genaudio.features.summary import frame_stats, summarize, summary_columns, summary_vector
 
 __all__ = [
     "Analysis", "CATALOG", "FeatureSpec", "GROUPS", "INTERMEDIATES", "LIBROSA_COVERAGE", "LIBROSA_EXCLUDED",
     "compute", "default_features", "feature_table", "frame_stats", "resolve", "summarize",
+    "summary_columns", "summary_vector",
 ]

@@ -15,6 +15,12 @@ documented calls from ``y`` (tests check it) while the expensive parts run once:
   (beats use the median-aggregated envelope of the same log_mel, as ``beat_track`` does).
 
 Only what the requested features need is computed: asking for ``mfcc`` never builds the CQT.
+
+Where librosa's own implementation spends time on work its definition does not need (spectral
+moments, rolloff, zero crossings, the tempogram behind tempo and beats), the computation goes
+through :mod:`genaudio.features._fast`, which keeps the definitions (tests compare each with the
+documented call). :meth:`Analysis.provide` lets the batched torch path
+(:mod:`genaudio.features.torch_frames`) hand in intermediates and features it computed.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import numpy as np
 
 from genaudio.config import FeatureConfig
 from genaudio.errors import AudioError, ConfigError
+from genaudio.features import _fast
 from genaudio.features._cqt import cqt_magnitude, estimate_tuning
 from genaudio.features.catalog import CATALOG, resolve
 
@@ -75,6 +82,15 @@ class Analysis:
             self._cache[key] = build()
             self.computed.append(key)
         return self._cache[key]
+
+    def provide(self, key: str, value) -> None:
+        """Put an intermediate (a key of :data:`~genaudio.features.catalog.INTERMEDIATES`) or a
+        finished feature (``"feature:<name>"``, float32 in its final shape) computed elsewhere,
+        e.g. by the batched torch path (:mod:`genaudio.features.torch_frames`)."""
+        if key not in self._cache:
+            self._cache[key] = value
+            if not key.startswith("feature:"):
+                self.computed.append(key)
 
     @property
     def duration_s(self) -> float:
@@ -153,14 +169,11 @@ class Analysis:
     @property
     def tempogram(self) -> np.ndarray:
         c = self.config
-        return self._get("tempogram", lambda: librosa.feature.tempogram(
-            onset_envelope=self.onset, sr=self.sr, hop_length=c.hop_length,
-            win_length=c.tempogram_win_length))
+        return self._get("tempogram", lambda: _fast.tempogram(self.onset, win_length=c.tempogram_win_length))
 
     @property
     def tempo(self) -> np.ndarray:
-        return self._get("tempo", lambda: librosa.feature.tempo(
-            onset_envelope=self.onset, sr=self.sr, hop_length=self.config.hop_length))
+        return self._get("tempo", lambda: _fast.tempo(self.onset, sr=self.sr, hop_length=self.config.hop_length))
 
     @property
     def onset_median(self) -> np.ndarray:
@@ -172,8 +185,13 @@ class Analysis:
 
     @property
     def beats(self) -> np.ndarray:
-        return self._get("beats", lambda: librosa.beat.beat_track(
-            onset_envelope=self.onset_median, sr=self.sr, hop_length=self.config.hop_length)[1])
+        return self._get("beats", lambda: _fast.beat_track(
+            self.onset_median, sr=self.sr, hop_length=self.config.hop_length))
+
+    @property
+    def spectral_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(centroid, bandwidth) of the magnitude, both ``(1, time)`` in Hz."""
+        return self._get("spectral_moments", lambda: _fast.spectral_moments(self.magnitude, sr=self.sr))
 
     @property
     def hpss(self) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +274,7 @@ def _cfg(a):
 _COMPUTE: dict[str, Callable[[Analysis], np.ndarray]] = {
     # waveform
     "rms": lambda a: librosa.feature.rms(y=a.y, frame_length=_cfg(a).n_fft, hop_length=_cfg(a).hop_length),
-    "zero_crossing_rate": lambda a: librosa.feature.zero_crossing_rate(
+    "zero_crossing_rate": lambda a: _fast.zero_crossing_rate(
         a.y, frame_length=_cfg(a).n_fft, hop_length=_cfg(a).hop_length),
     "peak": lambda a: [np.max(np.abs(a.y))],
     "rms_db": lambda a: [_rms_db(a)],
@@ -271,12 +289,9 @@ _COMPUTE: dict[str, Callable[[Analysis], np.ndarray]] = {
     "ltas": lambda a: librosa.power_to_db(np.mean(a.power, axis=-1)),
     "ltas_mel": lambda a: librosa.power_to_db(np.mean(a.mel, axis=-1)),
     # spectral shape
-    "spectral_centroid": lambda a: librosa.feature.spectral_centroid(S=a.magnitude, sr=a.sr),
-    # the centroid is shared when it was requested too (bandwidth would recompute it)
-    "spectral_bandwidth": lambda a: librosa.feature.spectral_bandwidth(
-        S=a.magnitude, sr=a.sr, centroid=a._cache.get("feature:spectral_centroid")),
-    "spectral_rolloff": lambda a: librosa.feature.spectral_rolloff(
-        S=a.magnitude, sr=a.sr, roll_percent=_cfg(a).roll_percent),
+    "spectral_centroid": lambda a: a.spectral_moments[0],
+    "spectral_bandwidth": lambda a: a.spectral_moments[1],
+    "spectral_rolloff": lambda a: _fast.spectral_rolloff(a.magnitude, sr=a.sr, roll_percent=_cfg(a).roll_percent),
     "spectral_flatness": lambda a: librosa.feature.spectral_flatness(S=a.magnitude),
     "spectral_contrast": lambda a: librosa.feature.spectral_contrast(
         S=a.magnitude, sr=a.sr, n_bands=_cfg(a).n_bands),

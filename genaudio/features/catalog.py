@@ -37,6 +37,7 @@ INTERMEDIATES = {
     "hpss": "harmonic/percussive separation of the complex STFT (median filtering)",
     "pyin": "pYIN pitch track (slow)",
     "mfcc": "MFCC from log_mel",
+    "spectral_moments": "spectral centroid and bandwidth of |STFT| (two weighted sums over frequency)",
     "chroma_cqt": "CQT chroma (inf-normalised)",
 }
 
@@ -169,10 +170,10 @@ _add("ltas_mel", "spectrum", lambda c: c.n_mels, False,
 
 # --- spectral shape ----------------------------------------------------------------------------
 _add("spectral_centroid", "spectral", 1, True, "magnitude-weighted mean frequency per frame (Hz)",
-     cost=2, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG + ("spectral_moments",),
      reference="librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_bandwidth", "spectral", 1, True, "magnitude-weighted spread around the centroid (Hz, p=2)",
-     cost=2, default=True, needs=_MAG,
+     cost=2, default=True, needs=_MAG + ("spectral_moments",),
      reference="librosa.feature.spectral_bandwidth(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)")
 _add("spectral_rolloff", "spectral", 1, True, "frequency below which roll_percent of the magnitude lies (Hz)",
      cost=2, default=True, needs=_MAG,

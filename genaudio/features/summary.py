@@ -42,46 +42,78 @@ def frame_stats(x: np.ndarray, stats=DEFAULT_STATS) -> dict[str, np.ndarray]:
     -------
     dict of stat -> np.ndarray [shape=(dims,)], float64, always finite.
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[np.newaxis, :]
-    x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    unknown = [s for s in stats if s not in DEFAULT_STATS]
+    if unknown:
+        raise ConfigError(f"unknown stat {unknown[0]!r}; valid: {', '.join(DEFAULT_STATS)}")
+    x = np.array(x, dtype=np.float64, ndmin=2)  # a copy: cleaned in place below
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     dims, t = x.shape
-    zeros = np.zeros(dims)
-    out: dict[str, np.ndarray] = {}
     if t == 0:
-        return {s: zeros.copy() for s in stats}
+        return {s: np.zeros(dims) for s in stats}
     mean = x.mean(axis=1)
     c = x - mean[:, None]
-    m2 = np.mean(c ** 2, axis=1)
+    c2 = c * c
+    m2 = c2.mean(axis=1)
     # a row whose spread is at rounding level of its values has no shape: treat it as constant
     scale = np.maximum(np.abs(x).max(axis=1), 1e-300)
     flat = np.sqrt(m2) <= 1e-6 * scale
     safe_m2 = np.where(flat, 1.0, m2)
-    for s in stats:
-        if s == "mean":
-            out[s] = mean
-        elif s == "std":
-            out[s] = np.where(flat, 0.0, np.sqrt(m2))
-        elif s == "min":
-            out[s] = x.min(axis=1)
-        elif s == "max":
-            out[s] = x.max(axis=1)
-        elif s == "median":
-            out[s] = np.median(x, axis=1)
-        elif s == "skew":
-            out[s] = np.where(flat, 0.0, np.mean(c ** 3, axis=1) / safe_m2 ** 1.5)
-        elif s == "kurtosis":
-            out[s] = np.where(flat, 0.0, np.mean(c ** 4, axis=1) / safe_m2 ** 2 - 3.0)
-        elif s in ("delta_mean", "delta_std"):
-            if t < 2:
-                out[s] = zeros.copy()
-            else:
-                d = np.diff(x, axis=1)
-                out[s] = d.mean(axis=1) if s == "delta_mean" else d.std(axis=1)
+    d = np.diff(x, axis=1) if t >= 2 and ({"delta_mean", "delta_std"} & set(stats)) else None
+    compute = {
+        "mean": lambda: mean,
+        "std": lambda: np.where(flat, 0.0, np.sqrt(m2)),
+        "min": lambda: x.min(axis=1),
+        "max": lambda: x.max(axis=1),
+        "median": lambda: np.median(x, axis=1),
+        "skew": lambda: np.where(flat, 0.0, (c2 * c).mean(axis=1) / (safe_m2 * np.sqrt(safe_m2))),
+        "kurtosis": lambda: np.where(flat, 0.0, (c2 * c2).mean(axis=1) / (safe_m2 * safe_m2) - 3.0),
+        "delta_mean": lambda: d.mean(axis=1) if d is not None else np.zeros(dims),
+        "delta_std": lambda: d.std(axis=1) if d is not None else np.zeros(dims),
+    }
+    return {s: compute[s]() for s in stats}
+
+
+def summary_columns(computed: Mapping[str, np.ndarray], *, config: FeatureConfig | None = None) -> list[str]:
+    """The column names of :func:`summary_vector` for features of these shapes, in order."""
+    config = config or FeatureConfig()
+    out: list[str] = []
+    for name, arr in computed.items():
+        arr = np.asarray(arr)
+        if arr.ndim == 2:
+            out += [summary_column(name, d, s) for d in range(arr.shape[0]) for s in config.stats]
         else:
-            raise ConfigError(f"unknown stat {s!r}; valid: {', '.join(DEFAULT_STATS)}")
+            out += [summary_column(name, d, "value") for d in range(np.atleast_1d(arr).shape[0])]
     return out
+
+
+def summary_vector(computed: Mapping[str, np.ndarray], *, config: FeatureConfig | None = None) -> np.ndarray:
+    """The values of :func:`summarize` as one float64 vector (names: :func:`summary_columns`).
+
+    The frame-level features of one clip share their time axis, so their statistics are
+    computed on one stacked matrix in a single pass (per-feature calls when lengths differ).
+    """
+    config = config or FeatureConfig()
+    items = [(name, np.asarray(arr)) for name, arr in computed.items()]
+    for name, arr in items:
+        if arr.ndim > 2:
+            raise ConfigError(f"feature {name!r} has shape {arr.shape}; expected (dims, time) or (dims,)")
+    frames = [arr for _, arr in items if arr.ndim == 2]
+    stacked = len({arr.shape[1] for arr in frames}) == 1
+
+    def table(x):  # (dims, n_stats), rows in dim order, columns in config.stats order
+        st = frame_stats(x, config.stats)
+        return np.stack([st[s] for s in config.stats], axis=1)
+
+    all_frames = table(np.concatenate(frames, axis=0)) if stacked else None
+    pieces, row = [], 0
+    for name, arr in items:
+        if arr.ndim == 2:
+            block = all_frames[row:row + arr.shape[0]] if stacked else table(arr)
+            row += arr.shape[0]
+            pieces.append(block.reshape(-1))
+        else:
+            pieces.append(np.nan_to_num(np.atleast_1d(arr).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0))
+    return np.concatenate(pieces) if pieces else np.zeros(0)
 
 
 def summarize(computed: Mapping[str, np.ndarray], *, config: FeatureConfig | None = None) -> dict[str, float]:
@@ -102,19 +134,5 @@ def summarize(computed: Mapping[str, np.ndarray], *, config: FeatureConfig | Non
         (``mfcc_00_mean, mfcc_00_std, ..., mfcc_01_mean, ...``); clip-level features use stat
         ``"value"``. Every value is finite.
     """
-    config = config or FeatureConfig()
-    out: dict[str, float] = {}
-    for name, arr in computed.items():
-        arr = np.asarray(arr)
-        if arr.ndim == 2:
-            st = frame_stats(arr, config.stats)
-            for d in range(arr.shape[0]):
-                for s in config.stats:
-                    out[summary_column(name, d, s)] = float(st[s][d])
-        elif arr.ndim <= 1:
-            vals = np.nan_to_num(np.atleast_1d(arr).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-            for d, v in enumerate(vals):
-                out[summary_column(name, d, "value")] = float(v)
-        else:
-            raise ConfigError(f"feature {name!r} has shape {arr.shape}; expected (dims, time) or (dims,)")
-    return out
+    values = summary_vector(computed, config=config)
+    return dict(zip(summary_columns(computed, config=config), values.tolist()))

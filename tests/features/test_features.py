@@ -16,7 +16,7 @@ from genaudio.features import (CATALOG, GROUPS, INTERMEDIATES, LIBROSA_COVERAGE,
                                compute, default_features, feature_table, summarize)
 from genaudio.store import parse_summary_column
 
-from genaudio.features.naive import reference, rel_err
+from naive import reference, rel_err  # tests/ is on sys.path under pytest
 
 SLOW = {"pyin_f0", "pyin_voiced_prob"}  # pYIN: checked on a shorter clip
 CLIPS = ["piano/piano_melody_c.wav", "drums/drums_rock_120.flac", "strings/strings_pad_am.ogg"]

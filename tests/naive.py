@@ -1,6 +1,7 @@
 """The naive way: each catalog feature by its documented librosa call, straight from ``y``.
 
-Shared by the correctness tests and ``benchmarks/features_vs_librosa.py`` (the "naive way").
+Test and benchmark support, not part of the package: shared by the correctness tests and
+``benchmarks/features_vs_librosa.py`` (the "naive way"), which puts ``tests/`` on its path.
 Each entry calls librosa exactly as its documentation shows, from the waveform, with the
 parameters of a :class:`~genaudio.config.FeatureConfig`.
 """
