@@ -352,6 +352,8 @@ def segment_schema(config: ExtractConfig) -> tuple[pa.Schema, dict[str, tuple[in
     and shapes are exactly what :func:`genaudio.features.compute` and ``summarize`` produce.
     This also warms up librosa and numba in the calling process.
     """
+    from genaudio import features as gf
+
     key = config.hash()
     if key in _SCHEMAS:
         return _SCHEMAS[key]

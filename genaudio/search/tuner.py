@@ -8,9 +8,7 @@ store and calls it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable

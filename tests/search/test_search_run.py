@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -122,7 +121,6 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     from genaudio.search.session import METRIC
     from genaudio.search.trainable import judge_data, judge_epoch, store_data
     from genaudio.search.run import prepare_space
-    from genaudio.store import read_manifest
 
     cfg = load(SearchConfig, {"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
