@@ -18,7 +18,10 @@ import click
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster address (default: RAY_ADDRESS, "
               "else an embedded local Ray).")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all).")
-def command(inputs, out, config_file, sets, stages, address, num_cpus):
+@click.option("-v", "--verbose", count=True,
+              help="Also Ray Tune's own status tables during the search (default: one line per trial event "
+                   "and a progress bar).")
+def command(inputs, out, config_file, sets, stages, address, num_cpus, verbose):
     """Run every stage on INPUT... (audio files, folders, globs or file lists) into OUT.
 
     Each stage skips work already done, so rerunning after an interruption continues where it
@@ -32,7 +35,7 @@ def command(inputs, out, config_file, sets, stages, address, num_cpus):
     cfg = load(PipelineConfig, config_file, overrides=sets)
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     results = run_pipeline(inputs, out, cfg, address=address, num_cpus=num_cpus, stages=chosen,
-                           log=lambda m: click.echo(m, err=True))
+                           log=lambda m: click.echo(m, err=True), verbose=1 + verbose)
     click.echo("stages: " + ", ".join(f"{r.name} {r.status} ({r.seconds:.0f} s)" for r in results))
     if "review" in chosen:
         click.echo(f"open {out}/review/report.html")
