@@ -40,7 +40,8 @@ def run_one(kind: str, root: Path, *, trials: int, epochs: int, seed: int, slots
     from ray.tune import ExperimentAnalysis
 
     from synthetic import SyntheticSpace, synthetic_trainable
-    from genaudio.search.tuner import SearchConfig, TrialResources, run_tune, tune_dir
+    from genaudio.search.layout import tune_dir
+    from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
     cfg = SearchConfig(trials=trials, epochs=epochs, cpus_per_trial=1, gpus_per_trial=0, seed=seed,
                        searcher="optuna" if kind == "asha" else "random",

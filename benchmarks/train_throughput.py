@@ -6,7 +6,7 @@ For the LSTM and the conv GAN (plus the recurrent GAN at the small size), at two
 trains a few epochs on synthetic codes (dim 16) and reports training frames per second (code frames
 consumed by optimiser steps; the second epoch, after warm-up) and ``data_wait_fraction`` (share of
 step time spent waiting for the next batch; target < 0.10). Then trains a tiny LSTM on a real
-encoded store built from ``samples/`` and times :func:`genaudio.models.score.score_model`
+encoded store built from ``samples/`` and times :func:`genaudio.models.score.score_model` (the judge: generate, decode, reference, KID)
 (generate, Griffin-Lim decode, summary features, Frechet distance + NDB).
 
 The last line of output is one JSON object.
@@ -76,14 +76,14 @@ def bench_score(quick: bool) -> dict:
                           score=ScoreConfig(at_end=False))
         train(cfg, enc, out_dir=Path(tmp) / "run")
         n = 8 if quick else 16
-        score_model(Path(tmp) / "run", n_clips=2, seed=0)  # warm-up: librosa/numba caches
+        score_model(Path(tmp) / "run", n_clips=5, seed=0)  # warm-up: librosa/numba caches
         t0 = time.perf_counter()
         s = score_model(Path(tmp) / "run", n_clips=n, seed=0)
         score_s = time.perf_counter() - t0
-    print(f"score_model: {n} generated + {s['n_real']} real clips of {s['seconds']:g} s, {s['n_features']} features: "
-          f"{score_s:.1f}s (frechet {s['frechet']:.4g}, ndb {s['ndb']}/{s['ndb_k']})", flush=True)
+    print(f"score_model: {n} generated + 2 x {s['n_real']} real clips of {s['seconds']:g} s: {score_s:.1f}s "
+          f"(quality {s['quality']:.3g} +- {s['quality_se']:.2g}, real vs real {s['reference_quality']:.3g})", flush=True)
     return {"score_seconds": round(score_s, 2), "score_n_clips": n, "score_n_real": s["n_real"],
-            "score_clip_seconds": s["seconds"], "score_n_features": s["n_features"],
+            "score_clip_seconds": s["seconds"],
             "encoded_store_build_seconds": round(build_s, 2)}
 
 

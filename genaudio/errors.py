@@ -94,3 +94,9 @@ class SearchError(GenaudioError):
     """A search cannot start or resume as asked."""
 
     reason = "search"
+
+
+class QualityError(GenaudioError):
+    """Clips cannot be judged: too few, too short, unreadable, or not comparable with the reference."""
+
+    reason = "quality"

@@ -28,6 +28,7 @@ from genaudio.config import commented_yaml, config_hash, to_dict
 from genaudio.encoders.base import EncoderConfig
 from genaudio.errors import ConfigError
 from genaudio.extract import ExtractConfig
+from genaudio.search import layout as search_layout
 from genaudio.search.tuner import SearchConfig
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
@@ -218,11 +219,11 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
         subset = subset if subset.is_file() else None
         key = config_hash({"store": _store_key(store), "search": to_dict(cfg.search),
                            "subset": subset.read_text() if subset else None})
-        if is_done("search", key) and (search_dir / "results.parquet").is_file():
+        if is_done("search", key) and (search_dir / search_layout.RESULTS_PARQUET).is_file():
             results.append(StageResult("search", "skipped", 0.0))
             log("[search] already done")
         else:
-            started = (search_dir / "search.json").is_file()
+            started = (search_dir / search_layout.STATE_FILE).is_file()
             if started and state.get("search", {}).get("key") not in (None, key):
                 raise ConfigError(f"{search_dir} holds a search with other options; move it away to start anew")
             state["search"] = {"status": "running", "key": key}

@@ -126,9 +126,9 @@ def test_trial_parameters_become_a_train_config():
     from genaudio.search.trainable import train_config
 
     cfg = train_config({"model.family": "gan", "gan.latent": 16, "lstm.hidden": 8, "train.lr": 0.01,
-                        "score.n_clips": 2, "encoder.kind": "pca", "epochs": 3})
+                        "score.n_clips": 6, "encoder.kind": "pca", "epochs": 3})
     assert (cfg.model, cfg.gan.latent, cfg.lr, cfg.score.n_clips, cfg.epochs, cfg.score.at_end) == \
-        ("gan", 16, 0.01, 2, 3, False)
+        ("gan", 16, 0.01, 6, 3, False)
     assert cfg.lstm.hidden != 8  # another family's parameters are not this trial's
     with pytest.raises(ConfigError, match="unknown option.*lrate"):
         train_config({"train.lrate": 0.1})

@@ -21,6 +21,7 @@ _COMMAND_MODULES = [
     "search",
     "train",
     "generate",
+    "score",
     "pipeline",
     "config",
     "review",
@@ -52,6 +53,7 @@ def main():
       analyze  which features matter (importance, plots, report)
       encode   compact codes with a decoder back to audio
       train    LSTM / GAN on the codes; generate to listen
+      score    how far clips or models are from real music (the judge)
       search   Ray Tune + Optuna over features x encoder x model
       review   the best trials in the terminal and as HTML
       pipeline all of the above in one command

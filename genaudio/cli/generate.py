@@ -15,7 +15,7 @@ import click
               help="Which checkpoint of RUN to sample.")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False),
               help="Encoded store (or its encoder/ folder) that decodes the codes (default: the run's).")
-@click.option("--score", "do_score", is_flag=True, help="Also print the run's Frechet/NDB score on these settings.")
+@click.option("--score", "do_score", is_flag=True, help="Also judge the run (genaudio score's quality vs its held-out files) on these settings.")
 def command(run, out, n, seconds, seed, temperature, which, encoder, do_score):
     """Generate N clips from the trained model in RUN (`genaudio train` output).
 
@@ -41,8 +41,6 @@ def command(run, out, n, seconds, seed, temperature, which, encoder, do_score):
     else:
         click.echo(f"wrote {len(written)} WAV + spectrogram PNG pairs to {out}")
     if do_score:
-        from genaudio.models.score import score_model
+        from genaudio.models.score import describe, score_model
 
-        s = score_model(model, encoder=encoder, n_clips=max(n, 2), seconds=seconds, seed=seed)
-        click.echo(f"score: frechet {s['frechet']:.4g}  ndb {s['ndb']}/{s['ndb_k']}  space {s['space']}"
-                   f"  comparable {s['comparable']}")
+        click.echo(f"score: {describe(score_model(model, encoder=encoder, n_clips=max(n, 5), seconds=seconds, seed=seed))}")

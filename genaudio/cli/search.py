@@ -25,7 +25,11 @@ import click
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="At most K trials at once (default: as resources allow).")
 @click.option("--searcher", type=click.Choice(["optuna", "random"]), help="Optuna TPE (default) or random search.")
 @click.option("--scheduler", type=click.Choice(["asha", "fifo"]), help="ASHA early stopping (default) or none.")
-@click.option("--seed", type=int, help="Sampler and training seed (default 0).")
+@click.option("--seed", type=int, help="Sampler, training and judge-reference seed (default 0).")
+@click.option("--judge-clips", type=click.IntRange(min=5),
+              help="Clips the judge generates per judged epoch, and real clips per reference half (default 16).")
+@click.option("--judge-seconds", type=click.FloatRange(min=0.5),
+              help="Length of judged clips (default 5 s, or the store's segment length when shorter).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="Any search option, also of the space, e.g. --set grace_period=2 "
                    "--set space.lstm.hidden=[32,64]. Repeatable.")
@@ -37,13 +41,15 @@ import click
 @click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no line per trial, no progress bar).")
 @click.option("-v", "--verbose", count=True, help="Also Ray Tune's own status tables (per-trial configurations).")
 def command(store, run_dir, config_file, subset_file, trials, epochs, time_budget, gpus_per_trial, cpus_per_trial,
-            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, sets, address, num_cpus, resume, show_space, quiet, verbose):
+            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, judge_clips, judge_seconds, sets, address,
+            num_cpus, resume, show_space, quiet, verbose):
     """Search feature subsets x encoder x LSTM/GAN architecture on Ray Tune.
 
     DIR is a features store (`genaudio extract` output). Every trial fits (or reuses from the
-    cache) an encoder on the chosen feature groups, trains an LSTM or a GAN on the codes, reports
-    a per-epoch score to ASHA (bad trials stop early) with a checkpoint, and the finished trials
-    are ranked by the comparable quality score (Frechet distance of generated vs held-out clips).
+    cache) an encoder on the chosen feature groups, trains an LSTM or a GAN on the codes, and is
+    judged at epoch 1, every ASHA rung and its last epoch: clips generated from that epoch's
+    model against held-out real clips (the judge of `genaudio score`, one scale for every
+    encoder and model). ASHA stops trials that are behind; the results rank by that quality.
 
     \b
     Output (see docs/search.md):
@@ -52,6 +58,7 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
       RUN/study.db                      the Optuna study (optuna-dashboard sqlite:///RUN/study.db)
       RUN/tune/search/                  Ray Tune's experiment (trials, checkpoints)
       RUN/cache/encoders/               fitted encoders + codes, reused across trials
+      RUN/judge/reference.json          the judge's real reference (real-vs-real score)
 
     Ctrl-C (or a killed driver) leaves RUN resumable: `genaudio search DIR --out RUN --resume`.
     """
@@ -64,7 +71,8 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
     options = {k: v for k, v in {
         "trials": trials, "epochs": epochs, "time_budget_s": time_budget, "gpus_per_trial": gpus_per_trial,
         "cpus_per_trial": cpus_per_trial, "gan_gpu_factor": gan_gpu_factor, "max_concurrent": max_concurrent,
-        "searcher": searcher, "scheduler": scheduler, "seed": seed}.items() if v is not None}
+        "searcher": searcher, "scheduler": scheduler, "seed": seed, "judge_clips": judge_clips,
+        "judge_seconds": judge_seconds}.items() if v is not None}
     options.update(parse_overrides(sets))
     if show_space:
         click.echo(describe_space(store, load(SearchConfig, config_file, overrides=options), subset=subset_file))

@@ -66,7 +66,7 @@ def build_config(config_file: str | None, model: str | None, options: dict, sets
               help="GPUs per worker with --workers (0: CPU workers, gloo backend).")
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster for --workers (default: RAY_ADDRESS, else local).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--no-score", is_flag=True, help="Skip the final Frechet/NDB score.")
+@click.option("--no-score", is_flag=True, help="Skip the final quality score (the judge: see `genaudio score --help`).")
 def command(enc, model, out, config_file, hidden, layers, dropout, context, head, family, latent, loss, patch,
             channels, lr, batch_size, epochs, steps_per_epoch, seed, device, sets, workers, gpus_per_worker,
             address, resume, no_score):
@@ -78,8 +78,9 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
       checkpoints/        last.pt (every epoch; resumes exactly), best.pt (best validation)
       metrics.json        status, per-epoch history, final scores
     Validation files are held out by file (the encoder's own held-out files when ENC records
-    them). At the end the model is scored: Frechet distance and NDB of genaudio summary features
-    of generated vs held-out real clips (comparable across encoders and models).
+    them). At the end the model is judged: KID of genaudio summary features of generated vs
+    held-out real clips, with its standard error, beside real-vs-real and the decoder alone
+    (comparable across encoders and models; see `genaudio score --help`).
 
     \b
     Examples:
@@ -118,10 +119,10 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
     else:
         result = train(cfg, data, out_dir=out_dir, resume_from=resume_from, progress=click.echo)
     final = result.metrics
-    if "frechet" in final:
-        click.echo(f"score: frechet {final['frechet']:.4g}  ndb {final['ndb']}/{final['ndb_k']}"
-                   f"{'' if final.get('comparable') else '  (code space: not comparable across encoders)'}"
-                   f"  ({final.get('reference')} reference, {final.get('score_seconds', 0):.1f}s)")
+    if "quality" in final:
+        from genaudio.models.score import describe
+
+        click.echo(f"score: {describe(final)}")
     elif "score_error" in final:
         click.secho(f"score failed: {final['score_error']}", fg="yellow", err=True)
     click.echo(f"{result.status}: {result.message}; run in {out_dir} (metrics.json, checkpoints/)")

@@ -141,28 +141,23 @@ class ScoreConfig:
         Score the final model when training ends (needs the encoded store, for its decoder and
         the held-out real clips).
     n_clips : int
-        Generated clips (and at most as many held-out real clips) compared.
+        Generated clips judged, and real clips in each half of the held-out reference.
     seconds : float or None
-        Length of each generated clip; ``None`` uses the real segments' length.
-    ndb_bins : int
-        k-means bins of the NDB statistic.
+        Length of each judged clip; ``None``: 5 s, or the segments' length when shorter.
     seed : int
-        Seed of generation and k-means, so two scorings of one model agree.
+        Seed of generation and of the choice of real clips, so two scorings of one model agree.
     """
 
     at_end: bool = True
     n_clips: int = 32
     seconds: float | None = None
-    ndb_bins: int = 10
     seed: int = 0
 
     def __post_init__(self):
-        if self.n_clips < 2:
-            raise ConfigError("score.n_clips must be >= 2")
+        if self.n_clips < 5:
+            raise ConfigError("score.n_clips must be >= 5 (the judge's standard error needs them)")
         if self.seconds is not None and self.seconds <= 0:
             raise ConfigError("score.seconds must be positive")
-        if self.ndb_bins < 2:
-            raise ConfigError("score.ndb_bins must be >= 2")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,26 +1,13 @@
-"""One quality score for every trained model: Frechet distance and NDB in genaudio's feature space.
+"""Scoring trained models with the judge (:mod:`genaudio.quality`), and code-space diagnostics.
 
-Losses of different trials are not comparable (different codes, heads, model families). The score
-is computed the same way for all of them: generate ``n_clips`` clips, decode them to audio with the
-encoder, compute genaudio's default summary features (:mod:`genaudio.features`) on each clip, and
-compare them with the same features of held-out real clips (validation files):
-
-- **Frechet distance** (as FAD, but in genaudio's own summary-feature space, since pretrained
-  embedding weights cannot be downloaded): ``|mu_r - mu_g|^2 + Tr(C_r + C_g - 2 (C_r C_g)^{1/2})``
-  of Gaussians fitted to the two feature sets, after standardising every column with the real
-  set's mean and std (so that Hz-valued and unit-free features weigh alike). Standardised values
-  are clipped to +-``Z_CLIP``: with a few dozen real clips some columns are all but constant
-  (a clipping ratio of 0, a DC offset of 1e-9), and dividing a generated clip's value by that
-  near-zero spread would let one column outweigh thousands (scores of 1e22 were seen). A column
-  ``Z_CLIP`` standard deviations off is simply "maximally off".
-- **NDB** (number of statistically different bins, Richardson & Weiss 2018, as in GANSynth's
-  evaluation): k-means on the real features; a bin is different when a two-proportion z-test
-  rejects equal real/generated proportions at alpha = 0.05. Reported as a count and a fraction of
-  ``k``, with the Jensen-Shannon divergence of the two bin histograms.
-
-Where the encoder has no audio decoder (feature-subset codes), the same statistics are computed in
-the code space (per-dimension mean, std and mean absolute frame difference of each clip's codes)
-and the result is marked ``comparable: False``: it ranks models of one encoder only.
+- :func:`score_model`: the comparable quality of a trained model: ``n`` generated clips, decoded by
+  the encoder, judged (KID in genaudio's feature space, with its standard error) against a real
+  reference (by default two halves of the run's held-out files), beside the real-vs-real score
+  and the decoder's ceiling (the encoder's own reconstructions of real clips, judged the same way).
+- :func:`judge_generated` / :func:`decoder_ceiling`: the two judgements, for callers (the search)
+  that hold a reference already.
+- :func:`frechet_distance` and :func:`code_stats`: a per-epoch learning signal in code space
+  (training diagnostics only: not comparable across encoders or model families).
 """
 from __future__ import annotations
 
@@ -82,67 +69,6 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, eps: float = 1e-6) -> floa
     return max(fd, 0.0)
 
 
-#: Standardised feature values are clipped to this many standard deviations (see module docstring).
-Z_CLIP = 10.0
-
-
-def standardize(real: np.ndarray, *others: np.ndarray, clip: float = Z_CLIP) -> list[np.ndarray]:
-    """Z-score every column with the real set's mean and std, clipped to +-``clip``.
-
-    Columns whose spread is negligible against their magnitude (constant up to rounding) get
-    std 1, so they count by their absolute difference.
-    """
-    real = np.asarray(real, np.float64)
-    mu, sd = real.mean(0), real.std(0)
-    sd = np.where(sd < 1e-6 * np.maximum(1.0, np.abs(mu)), 1.0, sd)
-    return [np.clip((np.asarray(a, np.float64) - mu) / sd, -clip, clip) for a in (real, *others)]
-
-
-def ndb(real: np.ndarray, fake: np.ndarray, *, k: int = 10, alpha: float = 0.05, seed: int = 0) -> dict:
-    """Number of statistically different bins between a real and a generated sample.
-
-    Parameters
-    ----------
-    real : ndarray (n, d)
-    fake : ndarray (m, d)
-        Features (already standardised); k-means bins are fitted on ``real``.
-    k : int
-        Number of bins (reduced to ``n`` when there are fewer real samples).
-    alpha : float
-        Significance of the per-bin two-proportion z-test.
-
-    Returns
-    -------
-    dict
-        ``ndb`` (count), ``ndb_fraction`` (count / k), ``k``, ``jsd`` (Jensen-Shannon divergence of
-        the bin histograms, nats), ``real_props`` and ``fake_props`` (per-bin proportions).
-    """
-    from scipy.stats import norm
-    from sklearn.cluster import KMeans
-
-    real = np.asarray(real, np.float64)
-    fake = np.asarray(fake, np.float64)
-    k = int(min(k, len(real)))
-    if k < 2:
-        raise ModelError("NDB needs at least 2 real samples")
-    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(real)
-    p_r = np.bincount(km.labels_, minlength=k) / len(real)
-    fake_ok = np.isfinite(fake).all(axis=1)
-    labels_f = km.predict(fake[fake_ok]) if fake_ok.any() else np.zeros(0, int)
-    # generated samples with non-finite features fall in no bin: they only lower the proportions
-    p_f = np.bincount(labels_f, minlength=k) / len(fake)
-    n_r, n_f = len(real), len(fake)
-    p = (p_r * n_r + p_f * n_f) / (n_r + n_f)
-    se = np.sqrt(p * (1 - p) * (1 / n_r + 1 / n_f))
-    z = np.divide(p_r - p_f, se, out=np.zeros(k), where=se > 0)
-    different = np.abs(z) > norm.ppf(1 - alpha / 2)
-    m = 0.5 * (p_r + p_f)
-    kl = lambda a, b: float(np.sum(np.where(a > 0, a * np.log(np.where(a > 0, a, 1) / np.where(b > 0, b, 1)), 0)))  # noqa: E731
-    jsd = 0.5 * kl(p_r, m) + 0.5 * kl(p_f, m)
-    return {"ndb": int(different.sum()), "ndb_fraction": float(different.mean()), "k": k, "jsd": jsd,
-            "real_props": p_r.tolist(), "fake_props": p_f.tolist()}
-
-
 def code_stats(codes: np.ndarray) -> np.ndarray:
     """Per-clip summary of code sequences, the code-space analogue of the summary features.
 
@@ -162,90 +88,71 @@ def code_stats(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([codes.mean(1), codes.std(1), d], axis=1)
 
 
+
 # ---------------------------------------------------------------------------------------------
-# Features of clips and the held-out reference
+# The judge applied to models
 
 
-def feature_matrix(clips: list, sr: int, *, config=None, features=None) -> tuple[np.ndarray, list[str]]:
-    """genaudio summary features of each clip.
+#: Default length (s) of judged clips, capped by the store's segment length.
+DEFAULT_SECONDS = 5.0
 
-    Parameters
-    ----------
-    clips : list of ndarray (samples,)
-    sr : int
-        Sample rate (Hz).
-    config : FeatureConfig, optional
-    features : iterable of str, optional
-        Catalog names; default :func:`genaudio.features.default_features`.
 
-    Returns
-    -------
-    X : ndarray (n_clips, n_columns) float64
-    columns : list of str
-        Summary column names (``<feature>_<dim>_<stat>``), identical for every clip.
+def store_windows(ids, *, seconds: float, files=None) -> list:
+    """:class:`~genaudio.quality.Window` of each segment row (``path``, ``start_s``, ``duration_s``)
+    at least ``seconds`` long, optionally only of ``files`` (file ids)."""
+    from genaudio.quality import Window
+
+    need = {"file_id", "path", "start_s", "duration_s"}
+    if ids is None or not need <= set(ids.columns):
+        raise ModelError(f"the store's segment table lacks {', '.join(sorted(need))}: cannot read real clips")
+    rows = ids[ids["duration_s"] >= seconds - 1e-6]
+    if files is not None:
+        rows = rows[rows["file_id"].isin(list(files))]
+    return [Window(str(r.file_id), str(r.path), float(r.start_s)) for r in rows.itertuples()]
+
+
+def reference_seconds(ids, seconds: float | None = None) -> float:
+    """``seconds``, or :data:`DEFAULT_SECONDS` capped by the median segment length."""
+    if seconds is not None:
+        return float(seconds)
+    med = float(np.median(ids["duration_s"])) if ids is not None and len(ids) else DEFAULT_SECONDS
+    return min(DEFAULT_SECONDS, med)
+
+
+def held_out_reference(ids, val_files, *, n: int, seconds: float, sample_rate: int, seed: int = 0,
+                       space=None, progress=None):
+    """The judge's reference from held-out files of an encoded or features store.
+
+    Two halves of ``val_files`` (split by file); when fewer than 2 files are held out (a tiny
+    corpus), every file of the store is used instead, which the reference's ``files`` shows.
     """
-    from genaudio.features import compute, default_features, summarize
+    from genaudio.quality import build_reference
 
-    features = tuple(features or default_features(config))
-    rows, columns = [], None
-    for y in clips:
-        s = summarize(compute(np.asarray(y, np.float32), int(sr), config=config, features=features), config=config)
-        if columns is None:
-            columns = list(s)
-        rows.append([s.get(c, np.nan) for c in columns])
-    return np.asarray(rows, np.float64), columns or []
+    windows = store_windows(ids, seconds=seconds, files=val_files)
+    if len({w.file_id for w in windows}) < 2:
+        windows = store_windows(ids, seconds=seconds)
+    return build_reference(windows, n=n, seconds=seconds, sample_rate=sample_rate, seed=seed, space=space,
+                           progress=progress)
 
 
-def _held_out(model, enc, *, n: int, seed: int):
-    """Real reference of a run: validation-file segments as codes, and as audio when readable.
+def judge_generated(model, enc, reference, *, n: int, seed: int = 0):
+    """Judge ``n`` clips generated by ``model`` and decoded by ``enc`` (a :class:`Judgement`)."""
+    from genaudio.models.generate import generate_clips
 
-    Returns ``(codes_list, audio_list_or_None, reference)`` where ``reference`` says where the
-    audio came from: ``"original"`` (the source files, read at the encoder's rate) or
-    ``"reconstruction"`` (the encoder's decoding of the held-out codes, when the source files are
-    not readable any more).
-    """
-    from genaudio.models.data import as_sequence_data
-
-    if not model.enc_dir:
-        raise ModelError(f"{model.path}: the run does not name its encoded store; pass real_audio or real_features")
-    from genaudio.encoders.store import read_codes
-
-    raw = read_codes(model.enc_dir)
-    data = as_sequence_data(raw)
-    ident = raw.ids
-    val = np.flatnonzero(np.isin(data.file_ids, model.val_files))
-    if len(val) == 0:
-        raise ModelError(f"{model.enc_dir}: none of the run's validation files are in the encoded store")
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(val, size=min(n, len(val)), replace=False))
-    codes = [data.codes[i] for i in pick]
-    if not enc.has_audio_decoder:
-        return codes, None, "codes"
-    audio = None
-    if ident is not None and {"path", "start_s", "duration_s"} <= set(ident.columns):
-        from genaudio.audio import load
-        from genaudio.config import AudioConfig
-        from genaudio.errors import GenaudioError
-
-        acfg = AudioConfig(sample_rate=int(enc.sample_rate))
-        try:
-            audio = []
-            for i in pick:
-                row = ident.iloc[int(i)]
-                y, _ = load(row["path"], config=acfg, offset=float(row["start_s"]), duration=float(row["duration_s"]))
-                audio.append(y)
-        except GenaudioError:
-            audio = None  # source moved or unreadable: fall back to reconstructions
-    if audio is not None:
-        return codes, audio, "original"
-    return codes, [enc.to_audio(c) for c in codes], "reconstruction"
+    clips, sr, _ = generate_clips(model, n=n, seconds=reference.seconds, seed=seed, encoder=enc)
+    return reference.score(clips, sr)
 
 
-def score_model(run: Any, *, encoder: Any = None, real_audio: list | None = None,
-                real_features: Any = None, real_sr: int | None = None, n_clips: int = 32,
-                seconds: float | None = None, seed: int = 0, k: int = 10, feature_config=None,
-                features=None, progress=None) -> dict:
-    """The comparable quality score of a trained model.
+def decoder_ceiling(enc, reference):
+    """Judge the encoder's reconstructions of the reference's ``other`` half: the best any model
+    decoded by ``enc`` can expect (what the decoder alone loses)."""
+    clips = [enc.reconstruct(y) for y in reference.other_audio]
+    return reference.score(clips, reference.sample_rate)
+
+
+def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int = 32, seconds: float | None = None,
+                seed: int = 0, progress=None) -> dict:
+    """The comparable quality of a trained model, with its reference and its decoder's ceiling.
 
     Parameters
     ----------
@@ -253,97 +160,161 @@ def score_model(run: Any, *, encoder: Any = None, real_audio: list | None = None
         A run folder, a checkpoint, or a model from :func:`genaudio.models.load_run`.
     encoder : Encoder or path, optional
         Decodes generated codes; default: the encoder of the run's encoded store.
-    real_audio : list of ndarray (samples,), optional
-        Held-out real clips at ``real_sr`` (default the encoder's rate). Default: the run's
-        validation-file segments, read from their source files.
-    real_features : ndarray (n, c) or DataFrame, optional
-        Precomputed summary features of real clips (a DataFrame is aligned by column name;
-        an array must follow :func:`feature_matrix`'s column order).
+    reference : Reference, optional
+        Default: :func:`held_out_reference` on the run's held-out files (``n_clips`` per half).
     n_clips : int
-        Clips generated (and at most as many real clips used).
+        Clips generated (and real clips per reference half).
     seconds : float, optional
-        Generated clip length; default the median real clip length.
+        Clip length; default :func:`reference_seconds` of the encoded store.
     seed : int
-        Seeds generation, the choice of real clips and k-means.
-    k : int
-        NDB bins.
+        Seeds generation and the choice of real clips.
 
     Returns
     -------
     dict
-        ``frechet`` (Frechet distance, standardised features), ``frechet_per_dim``, ``ndb``,
-        ``ndb_fraction``, ``ndb_k``, ``jsd``, ``comparable`` (False for code-space scores),
-        ``space`` ("features" or "codes"), ``reference`` (where the real clips came from),
-        ``n_real``, ``n_generated``, ``seconds``, ``score_seconds`` (time taken), and
-        ``val_loss`` / ``val_mse`` (LSTM, last epoch) when the run has them.
+        ``quality``, ``quality_se`` (KID of generated clips and its standard error), ``n_generated``,
+        ``n_nonfinite``, ``reference_quality``/``reference_quality_se`` (real vs real),
+        ``decoder_quality``/``decoder_quality_se`` (reconstructions; absent when the encoder
+        cannot reconstruct audio), ``n_real``, ``seconds``, ``score_seconds`` (time taken), and
+        ``val_loss``/``val_mse`` (LSTM, last epoch) when the run has them.
     """
+    from genaudio.encoders.store import read_codes
     from genaudio.models.generate import load_run, load_run_encoder
 
     t0 = time.perf_counter()
-    say = progress or (lambda _m: None)
     model = load_run(run)
     enc = load_run_encoder(model, encoder)
+    if not enc.has_audio_decoder:
+        raise ModelError("this encoder has no audio decoder (feature-subset codes): its models cannot be judged as audio")
     out: dict[str, Any] = {}
     last = model.history[-1] if model.history else {}
     for key in ("val_loss", "val_mse"):
         if model.config.model == "lstm" and key in last:
             out[key] = float(last[key])
-
-    if not enc.has_audio_decoder:
-        real_codes, _, _ = _held_out(model, enc, n=n_clips, seed=seed)
-        frames = int(np.median([len(c) for c in real_codes]))
-        if seconds is not None:
-            frames = max(2, math.ceil(seconds * model.code_rate_hz))
-        fake = model.generate_codes(n=n_clips, frames=frames, seed=seed)
-        real_x = np.concatenate([code_stats(c[None]) for c in real_codes])
-        fake_x = code_stats(fake)
-        space, reference, comparable = "codes", "codes", False
-        n_seconds = frames / model.code_rate_hz
-    else:
-        sr = int(enc.sample_rate)
-        reference = "given"
-        columns = None
-        if real_features is None:
-            if real_audio is None:
-                say("loading held-out real clips ...")
-                _, real_audio, reference = _held_out(model, enc, n=n_clips, seed=seed)
-                real_sr = sr
-            real_sr = real_sr or sr
-            say(f"features of {len(real_audio)} real clips ...")
-            real_x, columns = feature_matrix(real_audio, real_sr, config=feature_config, features=features)
-            if seconds is None:
-                seconds = float(np.median([len(y) for y in real_audio])) / real_sr
-        else:
-            real_x = real_features
-        if seconds is None:
-            raise ModelError("seconds is required when only real_features are given")
-        say(f"generating {n_clips} clips of {seconds:g} s ...")
-        clips, _, _ = _generate_audio(model, enc, n=n_clips, seconds=seconds, seed=seed)
-        say("features of generated clips ...")
-        fake_x, fake_cols = feature_matrix(clips, sr, config=feature_config, features=features)
-        if hasattr(real_x, "columns"):  # a DataFrame of summary columns: align by name
-            missing = [c for c in fake_cols if c not in real_x.columns]
-            if missing:
-                raise ModelError(f"real_features lack {len(missing)} summary column(s), e.g. {missing[0]}")
-            real_x = real_x[fake_cols].to_numpy(np.float64)
-        real_x = np.asarray(real_x, np.float64)
-        if real_x.shape[1] != fake_x.shape[1]:
-            raise ModelError(f"real features have {real_x.shape[1]} columns, generated {fake_x.shape[1]}")
-        space, comparable = "features", True
-        n_seconds = seconds
-    # a generated clip whose features are not finite counts as maximally bad, not as a crash
-    bad = ~np.isfinite(fake_x).all(axis=1)
-    rs, fs = standardize(real_x, np.where(np.isfinite(fake_x), fake_x, 0.0))
-    fd = frechet_distance(rs, fs) if not bad.any() else float("inf")
-    nd = ndb(rs, np.where(bad[:, None], np.nan, fs), k=k, seed=seed)
-    out.update(frechet=fd, frechet_per_dim=fd / rs.shape[1], ndb=nd["ndb"], ndb_fraction=nd["ndb_fraction"],
-               ndb_k=nd["k"], jsd=nd["jsd"], comparable=comparable, space=space, reference=reference,
-               n_real=int(len(rs)), n_generated=int(len(fs)), n_features=int(rs.shape[1]),
-               seconds=float(n_seconds), score_seconds=time.perf_counter() - t0)
+    if reference is None:
+        if not model.enc_dir:
+            raise ModelError(f"{model.path}: the run does not name its encoded store; pass a reference")
+        ids = read_codes(model.enc_dir).ids
+        reference = held_out_reference(ids, model.val_files, n=n_clips, sample_rate=int(enc.sample_rate), seed=seed,
+                                       seconds=reference_seconds(ids, seconds), progress=progress)
+    gen = judge_generated(model, enc, reference, n=n_clips, seed=seed)
+    out.update(quality=gen.score, quality_se=gen.score_se, n_generated=gen.n, n_nonfinite=gen.n_nonfinite,
+               reference_quality=reference.real_vs_real.score, reference_quality_se=reference.real_vs_real.score_se,
+               n_real=reference.n, seconds=reference.seconds)
+    try:
+        ceil = decoder_ceiling(enc, reference)
+        out.update(decoder_quality=ceil.score, decoder_quality_se=ceil.score_se)
+    except Exception as e:  # e.g. an encoder of frame groups that audio alone cannot feed
+        out["decoder_error"] = f"{type(e).__name__}: {e}"[:300]
+    out["score_seconds"] = time.perf_counter() - t0
     return out
 
 
-def _generate_audio(model, enc, *, n: int, seconds: float, seed: int):
-    from genaudio.models.generate import generate_clips
+def describe(scored: dict) -> str:
+    """One line for a terminal: the model's quality beside the real-vs-real reference and the
+    decoder's ceiling, each with its standard error."""
+    def pm(key: str) -> str:
+        return f"{scored[key]:.3g} +- {scored.get(key + '_se', float('nan')):.2g}"
 
-    return generate_clips(model, n=n, seconds=seconds, seed=seed, encoder=enc)
+    parts = [f"quality (KID, lower is better) {pm('quality')}", f"real vs real {pm('reference_quality')}"]
+    if "decoder_quality" in scored:
+        parts.append(f"decoder alone {pm('decoder_quality')}")
+    if scored.get("n_nonfinite"):
+        parts.append(f"{scored['n_nonfinite']} clip(s) with non-finite features")
+    return "; ".join(parts) + f" ({scored['n_generated']} clips of {scored['seconds']:g} s)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidates of `genaudio score`: folders of clips or trained model runs
+
+
+def is_model_run(path: str | Path) -> bool:
+    """Whether ``path`` is a trained model (a run folder with checkpoints, or a ``.pt`` file)."""
+    p = Path(path)
+    return (p.is_dir() and (p / "checkpoints" / "last.pt").is_file()) or (p.is_file() and p.suffix == ".pt")
+
+
+def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: int, seed: int = 0) -> tuple[list, int]:
+    """Up to ``n`` clips of a candidate: generated by a model run, or read from a folder of audio.
+
+    Raises :class:`~genaudio.errors.QualityError` (one line) for an empty folder, an unreadable or
+    too short clip, or a model whose encoder cannot render audio.
+    """
+    from genaudio.errors import GenaudioError, QualityError
+
+    if is_model_run(path):
+        from genaudio.models.generate import generate_clips
+
+        try:
+            clips, sr, _ = generate_clips(path, n=n, seconds=seconds, seed=seed)
+        except GenaudioError as e:
+            raise QualityError(f"{path}: cannot generate clips to judge: {e}") from None
+        return clips, sr
+    from genaudio.audio import load, probe
+    from genaudio.config import AudioConfig
+
+    files = candidate_files(path)
+    if len(files) > n:
+        files = sorted(np.random.default_rng(seed).choice(files, n, replace=False))
+    clips = []
+    for f in files:
+        try:
+            if probe(f).duration_s < seconds - 1e-3:
+                raise QualityError(f"{path}: {Path(f).name} lasts {probe(f).duration_s:.2f} s, shorter than "
+                                   f"the judged {seconds:g} s (lower --seconds)")
+            y, _ = load(f, config=AudioConfig(sample_rate=int(sample_rate)), duration=seconds)
+        except QualityError:
+            raise
+        except GenaudioError as e:
+            raise QualityError(f"{path}: {Path(f).name} is unreadable: {e}") from None
+        clips.append(y)
+    return clips, int(sample_rate)
+
+
+def candidate_files(path: str | Path) -> list[str]:
+    """The audio files of a candidate folder; :class:`~genaudio.errors.QualityError` when none."""
+    from genaudio.errors import GenaudioError, QualityError
+    from genaudio.extract import discover
+
+    try:
+        files = [f.path for f in discover([str(path)])]
+    except GenaudioError:
+        files = []
+    if not files:
+        raise QualityError(f"{path}: no audio clips in it")
+    return files
+
+
+def score_paths(real: list, candidates: list, *, n: int = 32, seconds: float = DEFAULT_SECONDS,
+                sample_rate: int = 22050, seed: int = 0, progress=None) -> dict:
+    """``genaudio score``: judge each candidate against a reference built from ``real`` audio.
+
+    Returns
+    -------
+    dict
+        ``{"reference": {score, score_se, n, seconds, sample_rate, files, skipped}, "candidates":
+        [{path, kind, score, score_se, n, n_nonfinite, seconds_taken}, ...]}``; lower is better.
+    """
+    from genaudio.errors import GenaudioError, QualityError
+    from genaudio.extract import discover
+    from genaudio.quality import build_reference, file_windows
+
+    say = progress or (lambda _m: None)
+    for path in candidates:  # fail before the reference's minutes of work
+        if not is_model_run(path):
+            candidate_files(path)
+    try:
+        files = [f.path for f in discover([str(r) for r in real])]
+    except GenaudioError as e:
+        raise QualityError(f"reference: {e}") from None
+    windows, skipped = file_windows(files, seconds=seconds)
+    ref = build_reference(windows, n=n, seconds=seconds, sample_rate=sample_rate, seed=seed, progress=say)
+    out = {"reference": {**ref.summary(), "skipped": skipped}, "candidates": []}
+    for path in candidates:
+        t0 = time.perf_counter()
+        say(f"judging {path} ...")
+        clips, sr = candidate_clips(path, n=n, seconds=seconds, sample_rate=sample_rate, seed=seed)
+        j = ref.score(clips, sr)
+        out["candidates"].append({"path": str(path), "kind": "model" if is_model_run(path) else "clips", **j.to_dict(),
+                                  "seconds_taken": time.perf_counter() - t0})
+    return out

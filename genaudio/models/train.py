@@ -63,7 +63,7 @@ class TrainResult:
     history : list of dict
         Per-epoch metrics (see :func:`train`).
     metrics : dict
-        Final metrics: the last epoch's, plus the score (``frechet``, ``ndb``...) when computed.
+        Final metrics: the last epoch's, plus the judge's score (``quality``, ``quality_se``, ...) when computed.
     init_metrics : dict
         Validation metrics of the untrained model (the reference a learning curve starts from).
     run_dir : str or None
@@ -520,7 +520,7 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
         say("scoring: generating clips, decoding and computing features ...")
         try:
             final.update(score_model(run_dir, encoder=None, n_clips=cfg.score.n_clips,
-                                     seconds=cfg.score.seconds, seed=cfg.score.seed, k=cfg.score.ndb_bins))
+                                     seconds=cfg.score.seconds, seed=cfg.score.seed))
         except Exception as e:  # the trained model is still usable; record why there is no score
             final["score_error"] = f"{type(e).__name__}: {e}"
     write_metrics(status, message, final)

@@ -28,20 +28,20 @@ def _save(fig, path: Path) -> Path:
 
 
 def history(trials: pd.DataFrame, times: pd.DataFrame, path: Path) -> Path:
-    """Best per-epoch score of each trial vs trial number (start order) and vs wall time.
+    """Quality (the judge's score) of each trial vs trial number (start order) and vs wall time.
 
     ``times`` has ``trial_id``, ``start_s`` and ``end_s`` (seconds since the search started).
     """
     plt = _plt()
     df = trials.merge(times, on="trial_id", how="inner").sort_values("start_s")
-    df = df[pd.to_numeric(df["best_score"], errors="coerce").notna()]
+    df = df[pd.to_numeric(df["quality"], errors="coerce").notna()]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     if df.empty:
         for ax in axes:
             ax.text(0.5, 0.5, "no trial has reported a score yet", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
         return _save(fig, path)
-    y = df["best_score"].astype(float).to_numpy()
+    y = df["quality"].astype(float).to_numpy()
     finite = np.isfinite(y)
     n = np.arange(1, len(df) + 1)
     t_min = df["end_s"].to_numpy(float) / 60.0
@@ -53,7 +53,7 @@ def history(trials: pd.DataFrame, times: pd.DataFrame, path: Path) -> Path:
         best = np.minimum.accumulate(np.where(finite, y, np.inf)[order])
         ok = np.isfinite(best)
         ax.step(np.asarray(x)[order][ok], best[ok], where="post", color="k", lw=1.2, label="best so far")
-        ax.set(xlabel=xlabel, ylabel="best per-epoch score\n(code Frechet / dim, lower = better)")
+        ax.set(xlabel=xlabel, ylabel="quality (KID vs held-out real clips,\nlower = better)")
         if np.isfinite(y).any() and np.nanmin(y[finite]) > 0 and np.nanmax(y[finite]) / np.nanmin(y[finite]) > 30:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -102,7 +102,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], trials: pd.DataFrame, to
             stopped_label = True
     if not drawn:
         ax.text(0.5, 0.5, "no per-epoch history yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="epoch", ylabel="per-epoch score\n(code Frechet / dim, lower = better)",
+    ax.set(xlabel="epoch", ylabel="quality (KID, judged at ASHA rungs;\nlower = better)",
            title="Learning curves (top trials in colour, others grey)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[1]:
@@ -133,10 +133,10 @@ def _axis_values(col: pd.Series):
 
 
 def parallel_coordinates(trials: pd.DataFrame, params: list[str], path: Path, *, top_ids: list[str]) -> Path:
-    """Each ranked trial is a line through its parameter values; colour = score (lower is better)."""
+    """Each ranked trial is a line through its parameter values; colour = quality (lower is better)."""
     plt = _plt()
     df = trials[trials["rank"].notna()].copy()
-    score = pd.to_numeric(df["best_score"], errors="coerce").replace([np.inf, -np.inf], np.nan)
+    score = pd.to_numeric(df["quality"], errors="coerce").replace([np.inf, -np.inf], np.nan)
     df = df[score.notna()]
     score = score[score.notna()]
     cols = [c for c in params if c in df and df[c].notna().any()]
@@ -167,7 +167,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], path: Path, *,
         ok = np.isfinite(y)
         ax.plot(x[ok], y[ok], color=cmap(norm(sv[i])), lw=2.2 if top else 0.9, alpha=1.0 if top else 0.55,
                 marker="o" if top else None, ms=3)
-    labels = [c.replace("param.", "") for c in cols] + ["score"]
+    labels = [c.replace("param.", "") for c in cols] + ["quality"]
     for j, t in enumerate(ticks):
         ax.axvline(j, color="0.4", lw=0.8)
         for pos, lab in t[:12]:
@@ -175,9 +175,9 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], path: Path, *,
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title("Parameters vs score (one line per trial; thick = top trials)")
+    ax.set_title("Parameters vs quality (one line per trial; thick = top trials)")
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label="best per-epoch score (lower is better)")
+    fig.colorbar(sm, ax=ax, label="quality (lower is better)")
     return _save(fig, path)
 
 
@@ -197,7 +197,7 @@ def importance_bars(imps: dict[str, dict[str, float]], path: Path) -> Path:
 
 
 def group_effects(table: pd.DataFrame, path: Path) -> Path:
-    """Median score of trials with vs without each feature group."""
+    """Median quality of trials with vs without each feature group."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 0.5 * max(1, len(table)) + 1.6))
     y = np.arange(len(table))

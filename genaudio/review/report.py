@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genaudio.quality import read_reference_summary
+from genaudio.search.layout import REFERENCE_FILE, STUDY_FILE, STUDY_NAME, cache_dir
 from genaudio import __version__, html_report
 from genaudio.errors import GenaudioError, StoreError
 from genaudio.review import plots
-from genaudio.review.table import (STUDY_FILE, Run, _fmt, _fmt_time, _num, group_names, read_history,
+from genaudio.review.table import (Run, _fmt, _fmt_time, _num, group_names, read_history,
                                    view_rows)
 from genaudio.store import atomic_write_bytes, atomic_write_json
 
-STUDY_NAME = "genaudio-search"
 MIN_IMPORTANCE_TRIALS = 4
 
 
@@ -124,30 +125,21 @@ def param_importances(run_dir: Path) -> dict[str, Any]:
             out["values"][name] = {k: float(v) for k, v in vals.items()}
         else:
             out["notes"].append(f"{name}: no parameter was sampled in every trial")
-    out["notes"].append(f"computed on {len(done)} finished study trials (value: last per-epoch score; "
+    out["notes"].append(f"computed on {len(done)} finished study trials (value: the judge's quality at the last judged epoch; "
                         "conditional parameters such as lstm.* / gan.* are left out as they are not in every trial)")
     return out
 
 
 def group_effects(run: Run, top_ids: list[str]) -> pd.DataFrame:
-    """Per optional feature group: how many top trials use it, median score with vs without it.
-
-    The score is ``final.frechet`` when at least two finished trials exist on each side, else the
-    best per-epoch score (available for every ranked trial).
-    """
+    """Per optional feature group: how many top trials use it, median quality with vs without it
+    (the judge's score of every trial that trained at least one epoch)."""
     df = run.trials[run.trials["rank"].notna()]
-    groups = group_names(run.trials)
     rows = []
-    use_fd = "final.frechet" in df
-    for g in groups:
+    for g in group_names(run.trials):
         on = df[f"param.features.{g}"].map(lambda v: v is True or v in ("True", "true", 1) or bool(v) is True
                                            if not (v is None or (isinstance(v, float) and math.isnan(v))) else False)
-        fd = pd.to_numeric(df["final.frechet"], errors="coerce") if use_fd else None
-        if fd is None or fd[on].notna().sum() < 2 or fd[~on].notna().sum() < 2:
-            use_fd = False
         rows.append((g, on))
-    col = "final.frechet" if use_fd else "best_score"
-    label = "Frechet distance (finished trials)" if use_fd else "best per-epoch score"
+    col, label = "quality", "quality (KID vs held-out real clips)"
     out = []
     for g, on in rows:
         s = pd.to_numeric(df[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
@@ -212,7 +204,7 @@ def _enc_dir(run: Run, ckpt: Path) -> Path | None:
     p = Path(enc)
     if p.is_dir():
         return p
-    q = run.path / "cache" / "encoders" / p.name  # the RUN folder was moved
+    q = cache_dir(run.path) / p.name  # the RUN folder was moved
     return q if q.is_dir() else None
 
 
@@ -241,8 +233,8 @@ def write_config(run: Run, row: pd.Series, out: Path, rank: int) -> dict:
     except Exception:  # unreadable checkpoint: the command names the placeholder
         enc = None
     enc_s = str(enc) if enc else "ENCODED_STORE"
-    header = (f"# trial {row['trial_id']} (rank {rank}) of {run.path}: score {_fmt(row.get('score'))} "
-              f"({row.get('score_kind') or '-'}), status {row.get('status')}, feature groups {row.get('groups')}\n"
+    header = (f"# trial {row['trial_id']} (rank {rank}) of {run.path}: quality {_fmt(row.get('quality'))} "
+              f"+- {_fmt(row.get('quality_se'))}, status {row.get('status')}, feature groups {row.get('groups')}\n"
               f"# encoder: {row.get('param.encoder.kind')} dim {row.get('param.encoder.dim')}; codes: {enc_s}\n")
     atomic_write_bytes(path, (header + yaml.safe_dump(doc, sort_keys=False)).encode())
     cmd = f"genaudio train {enc_s} --config {path} --out runs/{row['trial_id']}"
@@ -291,44 +283,60 @@ def trial_clips(run: Run, row: pd.Series, out: Path, *, n: int, seconds: float, 
 
 
 def real_clips(run: Run, row: pd.Series, out: Path, *, n: int, seconds: float, seed: int = 0) -> dict:
-    """Held-out real clips (validation files of the best trial's split) in ``OUT/clips/real/``."""
-    import soundfile as sf
+    """Held-out real clips (validation files of the trial's split) in ``OUT/clips/real/``, each
+    with its reconstruction by the trial's encoder: what the decoder alone loses.
 
-    from genaudio.models.generate import load_run, load_run_encoder, plot_spectrogram
-    from genaudio.models.score import _held_out
+    Returns ``{"clips": [{"wav", "png", "recon_wav", "recon_png"}], "cached", "error"}``.
+    """
+    from genaudio.encoders.store import read_codes
+    from genaudio.models.generate import load_run, load_run_encoder
+    from genaudio.models.score import store_windows
+    from genaudio.quality import read_window
 
     folder = out / "clips" / "real"
     ckpt = _checkpoint_file(run, row)
     if ckpt is None:
-        return {"clips": [], "cached": False, "error": "no checkpoint to find the held-out files", "reference": ""}
-    meta_key = {"checkpoint_trial": str(row["trial_id"]), "n": n, "seconds": seconds, "seed": seed}
-    meta = {"key": meta_key}
+        return {"clips": [], "cached": False, "error": "no checkpoint to find the held-out files"}
+    meta = {"key": {"checkpoint_trial": str(row["trial_id"]), "n": n, "seconds": seconds, "seed": seed}}
     if _meta_matches(folder, meta):
-        d = json.loads((folder / "meta.json").read_text())
-        return {"clips": d["clips"], "cached": True, "error": None, "reference": d.get("reference", "")}
+        return {"clips": json.loads((folder / "meta.json").read_text())["clips"], "cached": True, "error": None}
     try:
         model = load_run(ckpt)
-        enc = load_run_encoder(model, _enc_dir(run, ckpt))
+        enc_dir = _enc_dir(run, ckpt)
+        enc = load_run_encoder(model, enc_dir)
         if not enc.has_audio_decoder:
-            return {"clips": [], "cached": False, "error": "the encoder has no audio decoder", "reference": ""}
-        if not model.enc_dir or not Path(model.enc_dir).is_dir():
-            model.enc_dir = str(_enc_dir(run, ckpt))
-        _, audio, reference = _held_out(model, enc, n=n, seed=seed)
+            return {"clips": [], "cached": False, "error": "the encoder has no audio decoder"}
+        windows = store_windows(read_codes(enc_dir).ids, seconds=seconds, files=model.val_files)
+        rng = np.random.default_rng(seed)
+        picked = [windows[i] for i in sorted(rng.choice(len(windows), min(n, len(windows)), replace=False))]
+        audio = [read_window(w, seconds=seconds, sample_rate=int(enc.sample_rate)) for w in picked]
+        recon = [enc.reconstruct(y) for y in audio]
     except Exception as e:
         msg = str(e) if isinstance(e, GenaudioError) else f"{type(e).__name__}: {e}"
-        return {"clips": [], "cached": False, "error": msg[:300], "reference": ""}
+        return {"clips": [], "cached": False, "error": msg[:300]}
     folder.mkdir(parents=True, exist_ok=True)
     sr = int(enc.sample_rate)
     clips = []
-    for i, y in enumerate(audio or []):
-        y = np.asarray(y, np.float32)[: int(round(seconds * sr))]
-        wav, png = folder / f"real_{i:02d}.wav", folder / f"real_{i:02d}.png"
-        peak = float(np.max(np.abs(y))) if len(y) else 0.0
-        sf.write(wav, y / peak * 0.99 if peak > 0.99 else y, sr, subtype="PCM_16")
-        plot_spectrogram(y, sr, png, title=f"held-out real clip {i} ({reference})")
-        clips.append({"wav": wav.name, "png": png.name, "npy": None})
-    atomic_write_json(folder / "meta.json", {**meta, "clips": clips, "reference": reference})
-    return {"clips": clips, "cached": False, "error": None, "reference": reference}
+    for i, (y, r) in enumerate(zip(audio, recon)):
+        real = _write_clip(y, sr, folder / f"real_{i:02d}", title=f"held-out real clip {i}")
+        rec = _write_clip(r, sr, folder / f"recon_{i:02d}", title=f"real clip {i} through the encoder and decoder")
+        clips.append({**real, "recon_wav": rec["wav"], "recon_png": rec["png"], "npy": None})
+    atomic_write_json(folder / "meta.json", {**meta, "clips": clips})
+    return {"clips": clips, "cached": False, "error": None}
+
+
+def _write_clip(y: np.ndarray, sr: int, stem: Path, *, title: str) -> dict:
+    """``stem.wav`` (peak-normalised when louder than full scale) and ``stem.png`` (spectrogram)."""
+    import soundfile as sf
+
+    from genaudio.models.generate import plot_spectrogram
+
+    y = np.asarray(y, np.float32)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    wav, png = stem.with_suffix(".wav"), stem.with_suffix(".png")
+    sf.write(wav, y / peak * 0.99 if peak > 0.99 else y, sr, subtype="PCM_16")
+    plot_spectrogram(y, sr, png, title=title)
+    return {"wav": wav.name, "png": png.name}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +345,9 @@ def real_clips(run: Run, row: pd.Series, out: Path, *, n: int, seconds: float, s
 
 def _card(row: pd.Series, rank: int, conf: dict, i: int) -> dict:
     """One top trial's card: its score, model, encoder, every sampled parameter and its config."""
-    items = [("score", f"{_fmt(row.get('score'))} ({row.get('score_kind') or '-'})"),
-             ("best per-epoch score", _fmt(row.get("best_score"))),
+    items = [("quality", f"{_fmt(row.get('quality'))} ± {_fmt(row.get('quality_se'))}"
+                          + (f" (judged at epoch {int(row['quality_epoch'])})" if _num(row.get("quality_epoch")) else "")),
+             ("decoder alone", f"{_fmt(row.get('decoder_quality'))} ± {_fmt(row.get('decoder_quality_se'))}"),
              ("model", row.get("param.model.family")),
              ("encoder", f"{row.get('param.encoder.kind')} dim {row.get('param.encoder.dim')}"),
              ("feature groups", row.get("groups")),
@@ -351,7 +360,7 @@ def _card(row: pd.Series, rank: int, conf: dict, i: int) -> dict:
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 continue
             items.append((k[len("param."):], _fmt(v) if isinstance(v, float) else v))
-    for k in ("final.ndb", "final.val_loss", "final.code_fd"):
+    for k in ("final.val_loss", "final.code_score", "judge_fraction"):
         if _num(row.get(k)) is not None:
             items.append((k, _fmt(row.get(k))))
     return {"rank": rank, "trial_id": str(row["trial_id"]), "items": [(k, "" if v is None else v) for k, v in items],
@@ -411,8 +420,8 @@ def _trials_context(trials: pd.DataFrame, top_ids: list[str]) -> dict:
     beyond = None
     if len(rest):
         fam = rest.groupby(rest.get("param.model.family", pd.Series("-", index=rest.index)).fillna("-"))
-        beyond = fam.agg(trials=("trial_id", "count"), best=("score", "min"), median=("score", "median")).reset_index()
-        beyond.columns = ["model", "trials", "best score", "median score"]
+        beyond = fam.agg(trials=("trial_id", "count"), best=("quality", "min"), median=("quality", "median")).reset_index()
+        beyond.columns = ["model", "trials", "best quality", "median quality"]
     return {"n_failed": len(bad), "failures": failures, "beyond_top": beyond, "n_beyond_top": len(rest),
             "n_trials": len(trials), "all_trials": pd.DataFrame(view_rows(trials))}
 
@@ -450,6 +459,9 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
     times = _start_times(trials, hists)
     cards = [_card(r, int(r["rank"]), write_config(run, r, out, int(r["rank"])), i)
              for i, (_, r) in enumerate(topdf.iterrows())]
+    groups = topdf["tie_group"].tolist() if "tie_group" in topdf else [None] * len(cards)
+    for i, c in enumerate(cards):  # '=': the judge cannot tell this trial from the one above
+        c["rank"] = f"{c['rank']}=" if i and _num(groups[i]) is not None and groups[i] == groups[i - 1] else c["rank"]
 
     say("plotting ...")
     figs = {"history": html_report.try_plot(plots.history, trials, times, pdir / "history.png",
@@ -472,7 +484,7 @@ def build_report(run: Run, out: str | Path, *, top: int = 5, clips: int = 2, sec
            "version": __version__, "built": time.strftime("%Y-%m-%d %H:%M:%S"), "finished": run.finished,
            "cards": cards, "n_stopped": int((trials["status"] == "stopped").sum()),
            "importance": importance, "importance_notes": imp["notes"], "analyze": analyze_df,
-           "listen": [], "real": None}
+           "listen": [], "real": None, "reference": read_reference_summary(run.path / REFERENCE_FILE)}
     ctx.update(_groups_context(run, top_ids, analyze_df, pdir))
     figs["groups"] = ctx.pop("groups_plot")
     if clips > 0 and len(topdf):

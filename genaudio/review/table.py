@@ -19,11 +19,8 @@ import numpy as np
 import pandas as pd
 
 from genaudio.errors import StoreError
+from genaudio.search.layout import REFERENCE_FILE, RESULTS_PARQUET, STATE_FILE, tune_dir
 
-RESULTS_PARQUET = "results.parquet"
-STATE_FILE = "search.json"
-STUDY_FILE = "study.db"
-TUNE_SUBDIR = Path("tune") / "search"
 
 #: statuses in the order the status line lists them
 STATUSES = ("completed", "stopped", "running", "pending", "nan", "error")
@@ -42,10 +39,10 @@ class Run:
     path : Path
     trials : DataFrame
         One row per trial, ranked (``rank`` 1 = best, null for trials without any score); the
-        columns of ``results.parquet`` (docs/search.md) plus ``score`` (the ranking value:
-        ``final.frechet`` when the trial finished and was scored, else ``best_score``),
-        ``score_kind`` (``frechet`` | ``per-epoch``), ``groups`` (optional feature groups on, as
-        ``"a+b"``) and ``source`` (``results`` | ``tune``: read from Tune's trial folder).
+        columns of ``results.parquet`` (docs/search.md: ``quality`` and ``quality_se`` are the
+        judge's score at the trial's last judged epoch, ``tie_group`` the trials it cannot tell
+        apart) plus ``groups`` (optional feature groups on, as ``"a+b"``) and ``source``
+        (``results`` | ``tune``: read from Tune's trial folder).
     state : dict
         ``search.json`` (store, options, space), or ``{}``.
     finished : bool
@@ -82,7 +79,7 @@ class Run:
         return ranked if k is None else ranked.head(k)
 
     def tune_dir(self) -> Path:
-        return self.path / TUNE_SUBDIR
+        return tune_dir(self.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +141,7 @@ def tune_statuses(run_dir: Path) -> dict[str, str]:
     """``{trial_id: Tune status}`` (``RUNNING``, ``TERMINATED``, ``ERROR``, ``PENDING``, ...) from the
     newest ``experiment_state-*.json`` the driver wrote; ``{}`` when there is none or it cannot be
     read (Tune's internal format: best effort, the trial folders are the source of truth)."""
-    d = run_dir / TUNE_SUBDIR
+    d = tune_dir(run_dir)
     files = sorted(d.glob("experiment_state-*.json")) if d.is_dir() else []
     if not files:
         return {}
@@ -164,7 +161,8 @@ def tune_statuses(run_dir: Path) -> dict[str, str]:
 def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table: bool,
                            tune_status: dict[str, str] | None = None) -> dict:
     """A results-table row (docs/search.md columns) from one Tune trial folder."""
-    from genaudio.search.session import METRIC, STATUS_NAN
+    from genaudio.search.results import metric_columns
+    from genaudio.search.session import STATUS_NAN
 
     try:
         params = json.loads((folder / "params.json").read_text())
@@ -173,9 +171,6 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
     hist = read_history(folder)
     last = hist.iloc[-1].to_dict() if len(hist) else {}
     tid = _trial_id_of(folder, params, last)
-    scores = [(_num(s), i) for i, s in enumerate(hist[METRIC].tolist())] if METRIC in hist else []
-    finite = [(s, i) for s, i in scores if s is not None and math.isfinite(s)]
-    best = min(finite) if finite else None
     epochs = int(_num(last.get("training_iteration")) or 0)
     err_file = next((f for f in ("error.txt",) if (folder / f).is_file()), None)
     if err_file:
@@ -196,25 +191,15 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
     ckpts = sorted(folder.glob("checkpoint_*"), key=lambda q: q.name)
     row: dict[str, Any] = {
         "trial_id": tid, "status": status, "reason": reason, "epochs": epochs,
-        "best_score": best[0] if best else None, "best_epoch": (best[1] + 1) if best else None,
-        "final_score": _num(last.get(METRIC)), "wall_time_s": _num(last.get("time_total_s")),
-        "node_ip": last.get("node_ip"), "trial_path": str(folder),
+        "wall_time_s": _num(last.get("time_total_s")), "node_ip": last.get("node_ip"), "trial_path": str(folder),
         "checkpoint": str(ckpts[-1]) if ckpts else None,
     }
-    for k, v in sorted(params.items()):
-        if k not in ("epochs", "seed"):
-            row[f"param.{k}"] = v
-    skip = {"timestamp", "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s",
-            "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "node_id",
-            "checkpoint_dir_name", "epoch", "status", "reason", "gpu_ids", METRIC}
-    for k, v in last.items():
-        if k not in skip and _num(v) is not None:
-            row[f"final.{k}"] = _num(v)
+    row.update(metric_columns(params, last, hist))
     return row
 
 
 def _trial_folders(run_dir: Path) -> list[Path]:
-    d = run_dir / TUNE_SUBDIR
+    d = tune_dir(run_dir)
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if p.is_dir() and ((p / "params.json").is_file() or (p / "result.json").is_file()))
@@ -229,7 +214,7 @@ def load_run(run_dir: str | Path) -> Run:
         ``run_dir`` does not exist or holds no search (no ``search.json``, ``results.parquet``
         or ``tune/search/``).
     """
-    from genaudio.search.run import rank_rows
+    from genaudio.search.results import rank_rows
 
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
@@ -241,7 +226,7 @@ def load_run(run_dir: str | Path) -> Run:
         except ValueError:
             state = {}
     has_results = (run_dir / RESULTS_PARQUET).is_file()
-    if not (state or has_results or (run_dir / TUNE_SUBDIR).is_dir()):
+    if not (state or has_results or (tune_dir(run_dir)).is_dir()):
         raise StoreError(f"{run_dir} holds no search (no {STATE_FILE}, {RESULTS_PARQUET} or tune/search/); "
                          "point `genaudio review` at the --out folder of `genaudio search`")
     max_epochs = (state.get("config") or {}).get("epochs")
@@ -271,7 +256,7 @@ def load_run(run_dir: str | Path) -> Run:
     rows = rank_rows(rows + missing) if (missing or not has_results) else rows
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=["rank", "trial_id", "status", "reason", "best_score", "final_score",
+        df = pd.DataFrame(columns=["rank", "tie_group", "trial_id", "status", "reason", "quality", "quality_se",
                                    "epochs", "wall_time_s", "trial_path", "checkpoint", "source"])
     df = _derive(df)
     return Run(run_dir, df, state, finished, int(max_epochs) if max_epochs else None)
@@ -279,12 +264,8 @@ def load_run(run_dir: str | Path) -> Run:
 
 def _derive(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    fr = df["final.frechet"] if "final.frechet" in df else pd.Series([None] * len(df), index=df.index, dtype=float)
-    fr = pd.to_numeric(fr, errors="coerce")
-    bs = pd.to_numeric(df["best_score"], errors="coerce") if len(df) else df["best_score"]
-    use_fr = fr.notna() & np.isfinite(fr.fillna(np.inf))
-    df["score"] = np.where(use_fr, fr, bs) if len(df) else []
-    df["score_kind"] = np.where(use_fr, "frechet", np.where(bs.notna(), "per-epoch", "")) if len(df) else []
+    for col in ("quality", "quality_se", "decoder_quality", "decoder_quality_se", "tie_group"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     gcols = [c for c in df.columns if c.startswith("param.features.") and c != "param.features.core"]
     df["groups"] = [("+".join(sorted(c.split(".", 2)[2] for c in gcols if _true(r[c]))) or "(core only)")
                     for _, r in df[gcols].iterrows()] if gcols else "(core only)"
@@ -360,16 +341,21 @@ def _fmt_time(v) -> str:
 
 def view_rows(df: pd.DataFrame, varying: set[str] | None = None) -> list[dict]:
     """The rows of the terminal table (strings), one per trial of ``df``."""
-    out = []
+    out, prev_group = [], None
     for _, r in df.iterrows():
         r = r.to_dict()
+        group = _num(r.get("tie_group"))
+        tie = group is not None and group == prev_group
+        prev_group = group
         enc = r.get("param.encoder.kind") or "-"
         dim = _num(r.get("param.encoder.dim"))
         if dim is None:
             dim = _num(r.get("final.code_dim"))
         out.append({
-            "rank": "-" if pd.isna(r.get("rank")) else str(int(r["rank"])),
-            "score": _fmt(r.get("score")) + ("" if r.get("score_kind") != "per-epoch" else "*"),
+            "rank": "-" if pd.isna(r.get("rank")) else str(int(r["rank"])) + ("=" if tie else ""),
+            "quality": _fmt(r.get("quality")) + ("" if _num(r.get("quality_se")) is None
+                                                 else f" ± {_fmt(r.get('quality_se'), '.2g')}"),
+            "decoder": _fmt(r.get("decoder_quality")),
             "model": str(r.get("param.model.family") or "-"),
             "encoder": f"{enc} {int(dim)}" if dim is not None else enc,
             "features": str(r.get("groups") or "-"),
@@ -397,17 +383,20 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
         console.print("no trial has a score yet" + (" (see the failures below)" if len(run.trials) else ""))
     else:
         t = Table(show_lines=False, header_style="bold")
-        for col, kw in [("rank", {"justify": "right"}), ("score", {"justify": "right"}), ("model", {}),
+        for col, kw in [("rank", {"justify": "right"}), ("quality", {"justify": "right"}),
+                        ("decoder", {"justify": "right"}), ("model", {}),
                         ("encoder", {}), ("features", {}), ("params", {"overflow": "fold"}),
                         ("epochs", {"justify": "right"}), ("wall", {"justify": "right"}), ("status", {}),
                         ("trial", {})]:
             t.add_column(col, **kw)
         for r in rows:
-            t.add_row(*[r[c] for c in ("rank", "score", "model", "encoder", "features", "params", "epochs",
+            t.add_row(*[r[c] for c in ("rank", "quality", "decoder", "model", "encoder", "features", "params", "epochs",
                                        "wall", "status", "trial")])
         console.print(t)
         n_ranked = int(run.trials["rank"].notna().sum())
-        note = "score: Frechet distance of generated vs held-out clips (lower is better); * = per-epoch code score (trial not finished)"
+        note = ("quality: the judge's KID of generated vs held-out real clips ± standard error (lower is better)"
+                + reference_note(run) + "; decoder: the encoder's own reconstructions, judged the same way; "
+                "'=' ties the trial above within 2 standard errors")
         if n_ranked > len(rows):
             note += f"; {n_ranked - len(rows)} more ranked trials (--top K)"
         console.print(note, style="dim")
@@ -417,6 +406,15 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
         for reason, grp in bad.groupby(bad["reason"].fillna("").astype(str)):
             ids = ", ".join(grp["trial_id"].astype(str).head(5)) + (" ..." if len(grp) > 5 else "")
             console.print(f"  {len(grp)} x {reason or 'no reason recorded'} ({ids})")
+
+
+def reference_note(run: Run) -> str:
+    """``"; real vs real 0.01 ± 0.05"`` from the search's judge/reference.json, or ``""``."""
+    from genaudio.quality import read_reference_summary
+    ref = read_reference_summary(run.path / REFERENCE_FILE)
+    if not ref:
+        return ""
+    return f"; real vs real {ref['score']:.3g} ± {ref['score_se']:.2g} ({ref['n']} clips of {ref['seconds']:g} s)"
 
 
 def _jsonable(v):
@@ -443,7 +441,7 @@ def to_records(run: Run, *, top: int | None) -> list[dict]:
         d = {k: _jsonable(v) for k, v in r.to_dict().items()}
         d["key_params"] = key_params(r, varying)
         recs.append(d)
-    front = ["rank", "trial_id", "status", "score", "score_kind", "param.model.family", "param.encoder.kind",
+    front = ["rank", "tie_group", "trial_id", "status", "quality", "quality_se", "decoder_quality", "param.model.family", "param.encoder.kind",
              "param.encoder.dim", "groups", "key_params", "epochs", "wall_time_s", "reason"]
     return [{**{k: d[k] for k in front if k in d}, **{k: v for k, v in d.items() if k not in front}} for d in recs]
 

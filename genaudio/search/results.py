@@ -1,7 +1,9 @@
-"""The results table of a search: one row per trial, from Tune's experiment state.
+"""The results table of a search: one row per trial, ranked by the judge's quality.
 
 Built from ``RUN/tune/search`` (``ExperimentAnalysis``), so it is the same after ``--resume`` and
-can be rebuilt at any time with :func:`collect_results`. Columns are documented in docs/search.md.
+can be rebuilt at any time with :func:`collect_results`; the review builds rows of trials still
+running with the same :func:`metric_columns` and ranks with the same :func:`rank_rows`.
+Columns are documented in docs/search.md.
 """
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ from typing import Any
 import pyarrow as pa
 
 from genaudio.search.session import METRIC, STATUS_NAN
-from genaudio.search.tuner import tune_dir
+from genaudio.search.layout import RESULTS_CSV, RESULTS_PARQUET, tune_dir
 from genaudio.store import atomic_write_bytes, atomic_write_table
 
-RESULTS_PARQUET = "results.parquet"
-RESULTS_CSV = "results.csv"
 
 # Tune's bookkeeping keys that are not metrics of the model
 _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
@@ -47,8 +47,80 @@ def _num(v: Any) -> float | None:
     return f
 
 
+#: What the judge reports for a trial (its last judged epoch), promoted to top-level columns.
+QUALITY_COLUMNS = ("quality", "quality_se", "quality_epoch", "quality_seconds", "quality_nonfinite",
+                   "decoder_quality", "decoder_quality_se", "judge_fraction")
+
+
+def metric_columns(params: dict, last: dict, history) -> dict:
+    """The columns of a trial row that come from what it reported (ONE builder for both sources:
+    Tune's experiment state in :func:`collect_results`, raw trial folders in the review).
+
+    Parameters
+    ----------
+    params : dict
+        The trial's sampled configuration (``param.*`` columns; ``epochs``/``seed`` left out).
+    last : dict
+        Its last reported result.
+    history : DataFrame or None
+        Every reported result (``best.*`` columns: the lowest loss-like value of each metric).
+    """
+    row: dict[str, Any] = {k: _num(last.get(k)) for k in QUALITY_COLUMNS if _num(last.get(k)) is not None}
+    # the session protocol's metric IS the quality (the real trainable reports the judge's value
+    # there, carried between judged epochs); any other trainable is ranked on it the same way
+    row.pop("quality", None)
+    q = _num(last.get(METRIC))
+    if q is not None and math.isfinite(q):
+        row["quality"] = q
+    else:
+        row.pop("quality_se", None)
+    for k, v in sorted(params.items()):
+        if k not in ("epochs", "seed"):
+            row[f"param.{k}"] = v
+    for k, v in sorted(last.items()):
+        if k in _TUNE_KEYS or k == METRIC or k in QUALITY_COLUMNS or isinstance(v, (dict, list)):
+            continue
+        if _num(v) is not None:
+            row[f"final.{k}"] = _num(v)
+    for k in getattr(history, "columns", []):
+        if k in _TUNE_KEYS or k == METRIC or k.startswith("config/"):
+            continue
+        vals = [_num(x) for x in history[k].tolist()]
+        vals = [x for x in vals if x is not None and math.isfinite(x)]
+        if vals and (k.endswith("loss") or k.endswith("_score")):
+            row[f"best.{k}"] = min(vals)
+    return row
+
+
+def rank_rows(rows: list[dict], *, sigmas: float = 2.0) -> list[dict]:
+    """Rank by ``quality`` (lower is better); trials without one are unranked, last.
+
+    ``tie_group``: consecutive ranks whose qualities are within ``sigmas`` combined standard
+    errors of their group's first trial share a group (the judge cannot tell them apart).
+    """
+    def key(r):
+        q = r.get("quality")
+        return (0, q) if q is not None and math.isfinite(q) else (1, 0.0)
+
+    rows = sorted(rows, key=key)
+    lead = None
+    group = 0
+    for i, r in enumerate(rows, 1):
+        ranked = key(r)[0] == 0
+        r["rank"] = i if ranked else None
+        if not ranked:
+            r["tie_group"] = None
+            continue
+        se = r.get("quality_se") or 0.0
+        if lead is None or abs(r["quality"] - lead[0]) > sigmas * math.hypot(se, lead[1]):
+            group += 1
+            lead = (r["quality"], se)
+        r["tie_group"] = group
+    return rows
+
+
 def collect_results(run_dir: str | Path, *, epochs: int, resources=None) -> list[dict]:
-    """One dict per trial (see docs/search.md for the columns), ranked by best score.
+    """One dict per trial (see docs/search.md for the columns), ranked by :func:`rank_rows`.
 
     ``status`` is ``completed`` (ran all epochs), ``stopped`` (ASHA or the time budget stopped
     it early), ``nan`` (loss or score went non-finite), ``error`` (raised, after retries),
@@ -56,76 +128,38 @@ def collect_results(run_dir: str | Path, *, epochs: int, resources=None) -> list
     """
     from ray.tune import ExperimentAnalysis
 
-    exp = tune_dir(run_dir)
-    analysis = ExperimentAnalysis(str(exp))
+    analysis = ExperimentAnalysis(str(tune_dir(run_dir)))
     frames = analysis.trial_dataframes
     rows = []
     for trial in analysis.trials:
         last = dict(trial.last_result or {})
-        hist = frames.get(trial.trial_id)
-        scores: list[float] = []
-        if hist is not None and METRIC in getattr(hist, "columns", []):
-            scores = [float(x) for x in hist[METRIC].tolist()]
-        finite = [(s, i) for i, s in enumerate(scores) if _num(s) is not None and math.isfinite(s)]
-        best = min(finite) if finite else None
         epochs_done = int(last.get("training_iteration", 0) or 0)
-        err = trial.get_error() if trial.status == "ERROR" else None
-        if trial.status == "ERROR":
-            status, reason = "error", _first_error_line(err) or "trial raised an error"
-        elif last.get("status") == STATUS_NAN:
-            status, reason = "nan", str(last.get("reason", "non-finite metric"))
-        elif trial.status == "TERMINATED":
-            if epochs_done >= epochs:
-                status, reason = "completed", ""
-            else:
-                status, reason = "stopped", "stopped early by the scheduler or the time budget"
-        elif trial.status == "PENDING" and epochs_done == 0:
-            status, reason = "pending", "not started"
-        else:
-            status, reason = trial.status.lower(), ""
+        status, reason = _status(trial, last, epochs_done, epochs)
         req = resources.request(trial.config) if resources is not None else {}
         row: dict[str, Any] = {
-            "trial_id": trial.trial_id,
-            "status": status,
-            "reason": reason,
-            "epochs": epochs_done,
-            "best_score": best[0] if best else None,
-            "best_epoch": (best[1] + 1) if best else None,
-            "final_score": _num(last.get(METRIC)) if epochs_done else None,
-            "wall_time_s": _num(last.get("time_total_s")),
-            "cpus": req.get("CPU"),
-            "gpus": req.get("GPU"),
-            "node_ip": last.get("node_ip"),
-            "node_id": last.get("node_id"),
-            "gpu_ids": last.get("gpu_ids"),
-            "num_failures": int(trial.run_metadata.num_failures),
-            "trial_path": trial.path,
+            "trial_id": trial.trial_id, "status": status, "reason": reason, "epochs": epochs_done,
+            "wall_time_s": _num(last.get("time_total_s")), "cpus": req.get("CPU"), "gpus": req.get("GPU"),
+            "node_ip": last.get("node_ip"), "node_id": last.get("node_id"), "gpu_ids": last.get("gpu_ids"),
+            "num_failures": int(trial.run_metadata.num_failures), "trial_path": trial.path,
             "checkpoint": trial.checkpoint.path if trial.checkpoint else None,
         }
-        for k, v in sorted(trial.config.items()):
-            if k in ("epochs", "seed"):
-                continue
-            row[f"param.{k}"] = v
-        for k, v in sorted(last.items()):
-            if k in _TUNE_KEYS or k == METRIC or isinstance(v, (dict, list)):
-                continue
-            if _num(v) is not None:
-                row[f"final.{k}"] = _num(v)
-        if hist is not None:
-            for k in getattr(hist, "columns", []):
-                if k in _TUNE_KEYS or k == METRIC or k.startswith("config/"):
-                    continue
-                vals = [_num(x) for x in hist[k].tolist()]
-                vals = [x for x in vals if x is not None and math.isfinite(x)]
-                if vals and (k.endswith("loss") or k.endswith("distance") or k.endswith("_fd")):
-                    row[f"best.{k}"] = min(vals)
+        row.update(metric_columns(trial.config, last, frames.get(trial.trial_id)))
         rows.append(row)
-    order = {"completed": 0, "stopped": 1}
-    rows.sort(key=lambda r: (r["best_score"] is None, r["best_score"] if r["best_score"] is not None else 0,
-                             order.get(r["status"], 2)))
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i if r["best_score"] is not None else None
-    return rows
+    return rank_rows(rows)
+
+
+def _status(trial, last: dict, epochs_done: int, epochs: int) -> tuple[str, str]:
+    if trial.status == "ERROR":
+        return "error", _first_error_line(trial.get_error()) or "trial raised an error"
+    if last.get("status") == STATUS_NAN:
+        return "nan", str(last.get("reason", "non-finite metric"))
+    if trial.status == "TERMINATED":
+        if epochs_done >= epochs:
+            return "completed", ""
+        return "stopped", "stopped early by the scheduler or the time budget"
+    if trial.status == "PENDING" and epochs_done == 0:
+        return "pending", "not started"
+    return trial.status.lower(), ""
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
@@ -135,7 +169,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
         for k in r:
             if k not in keys:
                 keys.append(k)
-    front = ["rank", "trial_id", "status", "reason", "best_score", "best_epoch", "final_score", "epochs",
+    front = ["rank", "tie_group", "trial_id", "status", "reason", *QUALITY_COLUMNS, "epochs",
              "wall_time_s", "cpus", "gpus", "node_ip", "node_id", "gpu_ids", "num_failures"]
     keys = [k for k in front if k in keys] + sorted(k for k in keys if k not in front)
     cols = {}

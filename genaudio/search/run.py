@@ -17,11 +17,10 @@ from genaudio.config import from_dict, to_dict
 from genaudio.errors import ConfigError, SearchError, StoreError
 from genaudio.infra import connect_ray
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
-from genaudio.search.tuner import (STATE_FILE, STUDY_FILE, SearchConfig, TrialResources, gpu_share, read_state,
-                                   run_tune, tune_dir, write_state)
+from genaudio.search.layout import BEST_FILE, STATE_FILE, STUDY_FILE, holds_search, read_state, write_state
+from genaudio.search.tuner import SearchConfig, TrialResources, gpu_share, run_tune
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
 
-BEST_FILE = "best.yaml"
 #: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
 FRAME_ENCODERS = ("pca", "autoencoder")
 
@@ -141,11 +140,17 @@ class SearchSummary:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         lines = [f"search: {len(self.rows)} trials in {self.wall_s:.0f} s ("
                  + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"]
+        prev_group = None
         for r in self.rows[:5]:
-            fam = r.get("param.model.family", "")
-            lines.append(f"  #{r['rank'] or '-'} {r['trial_id']} {fam:<4} {r['status']:<9} "
-                         f"final={_fmt(r.get('final.frechet'))} best_score={_fmt(r['best_score'])} "
-                         f"epochs={r['epochs']}")
+            fam, kind = r.get("param.model.family", ""), r.get("param.encoder.kind", "")
+            tie = "=" if r.get("tie_group") is not None and r.get("tie_group") == prev_group else " "
+            prev_group = r.get("tie_group")
+            lines.append(f"  #{r['rank'] or '-'}{tie} {r['trial_id']} {fam:<4} {kind:<11} {r['status']:<9} "
+                         f"quality={_fmt(r.get('quality'))} +- {_fmt(r.get('quality_se'))} "
+                         f"(decoder alone {_fmt(r.get('decoder_quality'))}) epochs={r['epochs']}")
+        if any(r.get("quality") is not None for r in self.rows):
+            lines.append("  (quality: the judge's KID vs held-out real clips, lower is better; '=' ties the trial "
+                         "above within 2 standard errors; real vs real in judge/reference.json)")
         if self.best:
             lines.append(f"best: trial {self.best['trial_id']} -> {self.run_dir}/{BEST_FILE} "
                          f"(genaudio train --config {self.run_dir}/{BEST_FILE})")
@@ -182,7 +187,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     """
 
     from genaudio.search.results import collect_results, write_results
-    from genaudio.search.trainable import search_trainable, store_data
+    from genaudio.search.trainable import judge_data, search_trainable, store_data
 
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve()
@@ -200,7 +205,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     subset_set = read_subset(subset) if subset is not None and not isinstance(subset, set) else subset
     manifest, frames, space = prepare_space(store, cfg, subset_set)
     if not resume:
-        if tune_dir(run_dir).exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_state(run_dir, {"store": str(store), "config": to_dict(cfg), "space": space.to_dict(),
@@ -212,33 +217,16 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     # read once in the driver: only the columns the space can use; Tune puts it in the object store
     used = [space.core] + [f for f, g in frames.items() if g in space.optional_groups and f != space.core]
     data = store_data(store, manifest, used, frames, run_dir)
+    data["judge"] = judge_data(data["frames"], store, manifest, cfg, run_dir)
     t0 = time.time()
     run_tune(search_trainable, space_fn=define_by_run(space), run_dir=run_dir, cfg=cfg, data=data,
              resources=resources, resume=resume, verbose=verbose, families=space.families)
     rows = collect_results(run_dir, epochs=cfg.epochs, resources=resources)
-    rows = rank_rows(rows)
     write_results(run_dir, rows)
     best = next((r for r in rows if r["rank"] == 1), None)
     if best is not None:
         write_best(run_dir, best, cfg, data["store"])
     return SearchSummary(str(run_dir), rows, best, time.time() - t0)
-
-
-def rank_rows(rows: list[dict]) -> list[dict]:
-    """Final ranking: the comparable quality score (``final.frechet``) of trials that finished,
-    then the per-epoch score of the others (stopped early, NaN, failed)."""
-    def key(r):
-        fd = r.get("final.frechet")
-        if fd is not None and math.isfinite(fd):
-            return (0, fd)
-        if r["best_score"] is not None:
-            return (1, r["best_score"])
-        return (2, 0.0)
-
-    rows = sorted(rows, key=key)
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i if key(r)[0] < 2 else None
-    return rows
 
 
 def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict:
@@ -254,8 +242,8 @@ def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict
     entry = Path(store["cache_dir"]) / cache_key(store, enc_cfg)
     groups = sorted(k.split(".", 1)[1] for k, v in params.items()
                     if k.startswith("features.") and k != "features.core" and v is True)
-    header = (f"# best trial {row['trial_id']} of {run_dir}: final frechet {_fmt(row.get('final.frechet'))}, "
-              f"best per-epoch score {_fmt(row['best_score'])}, status {row['status']}\n"
+    header = (f"# best trial {row['trial_id']} of {run_dir}: quality {_fmt(row.get('quality'))} "
+              f"+- {_fmt(row.get('quality_se'))} (lower is better), status {row['status']}\n"
               f"# features: {params.get('features.core')} + groups {', '.join(groups) or '(none)'}; "
               f"encoder {enc_cfg['kind']} dim {enc_cfg['dim']}\n"
               f"# encoded store (codes of that encoder): {entry}\n"
@@ -264,5 +252,5 @@ def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict
     return doc
 
 
-__all__ = ["run_search", "show_space", "SearchSummary", "rank_rows", "write_best",
+__all__ = ["run_search", "show_space", "SearchSummary", "write_best",
            "prepare_space", "store_frame_features"]

@@ -23,7 +23,8 @@ Sections and their meaning:
 ``train``
     Optimiser and loop parameters common to both families (``lr``, ``batch_size``, ...).
 ``score``
-    Options of the final comparable score (``n_clips``, ``seconds``), usually fixed.
+    Options of :class:`~genaudio.models.config.ScoreConfig` (``n_clips``, ``seconds``), usually
+    fixed; a search judges its trials with its own ``judge_clips``/``judge_seconds`` instead.
 
 A trial's config is a flat dict ``{"section.param": value}``, e.g. ``{"model.family": "gan",
 "gan.latent": 32, "features.tonal": True, ...}``. :func:`define_by_run` is the function handed to

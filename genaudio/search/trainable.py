@@ -7,11 +7,15 @@ Per trial:
    (features store, encoder config); the first trial needing them fits and writes them (under a
    file lock, atomically: written to a temporary folder and renamed), later trials read them;
 3. :func:`genaudio.models.train` trains the model; after every epoch its callback reports to
-   Tune the per-epoch ``score`` (code-space Frechet distance per code dimension) with the epoch's
-   checkpoint; a restarted trial resumes from ``tune.get_checkpoint()``;
-4. at the last epoch the comparable quality score (:func:`genaudio.models.score.score_model`:
-   Frechet distance in genaudio's feature space of generated vs held-out clips) is added to
-   the report as ``frechet``; that is what the final ranking uses.
+   Tune with the epoch's checkpoint; a restarted trial resumes from ``tune.get_checkpoint()``;
+4. at the first epoch, every ASHA rung and the last epoch (:func:`~genaudio.search.tuner.judged_epochs`)
+   the judge scores the model: clips generated from the epoch's checkpoint, decoded by the
+   encoder and compared with the search's real reference (:mod:`genaudio.quality`, built once by
+   the driver). That ``quality`` is the metric ASHA compares at rungs and Optuna learns from
+   (``score``), the same scale for every encoder kind, code size and model family; between judged
+   epochs the last judged value is reported again. The code-space value (``code_score``) stays
+   as a training diagnostic. The encoder's ceiling (its reconstructions of the reference, judged
+   the same way) is computed once per cached encoder and reported as ``decoder_quality``.
 
 The features table arrives through the object store (``tune.with_parameters``): read once by the
 driver, shared by every trial on a node without copies.
@@ -34,13 +38,14 @@ import numpy as np
 import pyarrow as pa
 
 from genaudio.config import config_hash, from_dict, load, to_dict
-from genaudio.errors import ConfigError
+from genaudio.errors import ConfigError, GenaudioError, QualityError
 from genaudio.infra import atomic_dir, file_lock
+from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, cache_dir
 from genaudio.search.session import METRIC, report_epoch
 from genaudio.search.space import selected_groups
+from genaudio.infra import atomic_write_json
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, read_segments
 
-CACHE_DIR = "cache/encoders"
 # A trial's ``train.*`` parameters are TrainConfig's top-level options, except those the search
 # sets itself: the family (from ``model.family``), epochs and seed (the search's), the device (Tune's).
 _SEARCH_OWNED = ("model", "epochs", "seed", "device")
@@ -116,8 +121,33 @@ def store_data(store: Path, manifest: dict, features: list[str], frame_groups: d
         groups.setdefault(g, []).append(f)
     info = {"dir": str(store), "config_hash": manifest.get("config_hash") or config_hash(manifest.get("config", {})),
             "analysis": analysis_of(manifest), "group_features": {g: sorted(v) for g, v in groups.items()},
-            "cache_dir": str(run_dir / CACHE_DIR)}
+            "cache_dir": str(cache_dir(run_dir))}
     return {"frames": table, "store": info}
+
+
+def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path) -> dict:
+    """The judge every trial shares: the real reference (two halves of the held-out files, in
+    the store's fixed feature space) and the epochs to judge; its summary goes to
+    ``RUN/judge/reference.json``. Built the same way (seeded) on ``--resume``."""
+    from genaudio.models.config import TrainConfig
+    from genaudio.models.data import split_by_file
+    from genaudio.models.score import held_out_reference, reference_seconds
+    from genaudio.quality import FeatureSpace, save_reference_summary
+    from genaudio.search.tuner import judged_epochs
+
+    ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
+    # the trials' own split (same seed, default fraction): the reference is music they never saw
+    _, val_idx = split_by_file(ids["file_id"].to_numpy(), val_fraction=TrainConfig().val_fraction, seed=cfg.seed)
+    val_files = sorted(set(ids["file_id"].iloc[val_idx]))
+    seconds = reference_seconds(ids, cfg.judge_seconds)
+    sr = analysis_of(manifest)["sample_rate"]
+    kw = dict(n=cfg.judge_clips, seconds=seconds, sample_rate=sr, seed=cfg.seed)
+    try:
+        ref = held_out_reference(ids, val_files, space=FeatureSpace.from_store(store), **kw)
+    except QualityError:  # a store extracted without the judge's summary columns
+        ref = held_out_reference(ids, val_files, **kw)
+    save_reference_summary(run_dir / REFERENCE_FILE, ref, held_out_files=val_files)
+    return {"reference": ref, "epochs": judged_epochs(cfg)}
 
 
 def _frame_arrays(table: pa.Table, feature: str) -> np.ndarray:
@@ -187,19 +217,22 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
 # the trainable
 
 
-def search_trainable(config: dict, frames: pa.Table, store: dict) -> None:
+def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -> None:
     """Tune function trainable of the real search (see the module docstring)."""
     import torch
     from ray import tune
 
-    from genaudio.models.train import train
+    from genaudio.encoders import load_encoder
+    from genaudio.models.train import load_checkpoint, train
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     t0 = time.perf_counter()
     tcfg = train_config(config)
     enc_cfg = encoder_options(config, store["analysis"], store["group_features"])
     data, entry, hit = cached_codes(frames, store, enc_cfg)
-    encode_s = time.perf_counter() - t0
+    enc = load_encoder(entry / "encoder")
+    extra = {"encoder_cache_hit": int(hit), "encode_s": time.perf_counter() - t0, "code_dim": data.dim,
+             "code_rate_hz": data.code_rate_hz, **entry_ceiling(entry, enc, judge["reference"])}
     out_dir = Path(tune.get_context().get_trial_dir()) / "model"
     resume_from = None
     ckpt = tune.get_checkpoint()
@@ -210,22 +243,26 @@ def search_trainable(config: dict, frames: pa.Table, store: dict) -> None:
         with ckpt.as_directory() as d:
             shutil.copytree(d, local)
         resume_from = local / "last.pt"
-    extra = {"encoder_cache_hit": int(hit), "encode_s": encode_s, "code_dim": data.dim,
-             "code_rate_hz": data.code_rate_hz}
-
-    last = [0]
+    start_epoch = int(load_checkpoint(resume_from)["epoch"]) if resume_from is not None else 0
+    judged: dict = {}   # the last judgement, reported again until the next judged epoch
+    judge_s = [0.0]
 
     def callback(epoch: int, metrics: dict, checkpoint_dir: str | None):
-        last[0] = epoch
         m = dict(metrics)
-        fd = m.get("code_fd")
-        # per-epoch learning signal: code-space Frechet distance per code dimension (codes are
-        # standardised, so this is roughly comparable across encoders of different sizes)
-        m[METRIC] = fd / data.dim if fd is not None and math.isfinite(fd) else float("nan")
+        fd = m.pop("code_fd", None)
+        if fd is not None and math.isfinite(fd):
+            # training diagnostic: code-space Frechet distance per code dimension
+            m["code_score"] = fd / data.dim
+        if epoch in judge["epochs"] or epoch >= tcfg.epochs or not judged:
+            judged.clear()
+            judged.update(judge_epoch(Path(checkpoint_dir) / "last.pt", enc, judge["reference"], epoch=epoch,
+                                      n=judge["reference"].n, seed=tcfg.seed))
+            judge_s[0] += judged["quality_seconds"]
         m.update(extra)
-        if epoch >= tcfg.epochs:
-            m.update(_final_score(out_dir, tcfg))
-        if not report_epoch(epoch, m, checkpoint_dir):
+        m.update({k: v for k, v in judged.items() if k != "reason"})
+        m[METRIC] = judged["quality"]
+        m["judge_fraction"] = judge_s[0] / max(time.perf_counter() - t0, 1e-9)
+        if not report_epoch(epoch, m, checkpoint_dir, reason=judged.get("reason")):
             return False
         return None
 
@@ -233,18 +270,41 @@ def search_trainable(config: dict, frames: pa.Table, store: dict) -> None:
     if result.status in ("nan", "diverged"):
         # the loop stopped inside an epoch it never reported: report it, so that the trial is
         # recorded with its reason and not retried (a NaN is a result, not a crash)
-        start = int(resume_from is not None and torch.load(resume_from, weights_only=False)["epoch"] or 0)
-        report_epoch(max(last[0], start) + 1, {METRIC: float("nan"), **extra}, None,
-                     reason=f"{result.status}: {result.message}")
+        last = max([start_epoch] + [int(h.get("epoch", 0)) for h in result.history])
+        report_epoch(last + 1, {METRIC: float("nan"), **extra}, None, reason=f"{result.status}: {result.message}")
 
 
-def _final_score(run_dir: Path, tcfg) -> dict:
-    """The comparable quality score of the model after its last epoch (errors are recorded)."""
+def judge_epoch(checkpoint: Path, enc, reference, *, epoch: int, n: int, seed: int) -> dict:
+    """Judge the model of one checkpoint: ``quality``, ``quality_se``, ``quality_epoch``,
+    ``quality_seconds`` (the cost), ``quality_nonfinite``; a model that cannot generate finite
+    audio gets ``quality`` NaN and a ``reason`` (the trial then ends as ``nan``)."""
+    from genaudio.models.generate import load_run
+    from genaudio.models.score import judge_generated
+
+    t0 = time.perf_counter()
     try:
-        from genaudio.models.score import score_model
+        j = judge_generated(load_run(checkpoint), enc, reference, n=n, seed=seed)
+        out = {"quality": j.score, "quality_se": j.score_se, "quality_nonfinite": j.n_nonfinite}
+    except GenaudioError as e:
+        out = {"quality": float("nan"), "reason": f"judge at epoch {epoch}: {e}"[:300]}
+    return {**out, "quality_epoch": epoch, "quality_seconds": time.perf_counter() - t0}
 
-        s = tcfg.score
-        out = score_model(run_dir, n_clips=s.n_clips, seconds=s.seconds, seed=s.seed, k=s.ndb_bins)
-    except Exception as e:  # the trial still counts (ranked by its per-epoch score)
-        return {"score_error": f"{type(e).__name__}: {e}"[:300]}
-    return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
+
+def entry_ceiling(entry: Path, enc, reference) -> dict:
+    """The cached encoder's ceiling: its reconstructions of the reference's real clips, judged.
+
+    Computed by the first trial that uses the encoder and kept in the cache entry
+    (:data:`CEILING_FILE`); ``{}`` when the encoder cannot reconstruct audio.
+    """
+    from genaudio.models.score import decoder_ceiling
+
+    path = entry / CEILING_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    try:
+        j = decoder_ceiling(enc, reference)
+    except GenaudioError:
+        return {}
+    out = {"decoder_quality": j.score, "decoder_quality_se": j.score_se}
+    atomic_write_json(path, out)
+    return out

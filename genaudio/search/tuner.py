@@ -8,7 +8,6 @@ store and calls it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -19,12 +18,9 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from genaudio.errors import ConfigError, SearchError
+from genaudio.search.layout import EXPERIMENT, STUDY_FILE, STUDY_NAME, holds_search, tune_dir
 from genaudio.search.session import METRIC
 
-EXPERIMENT = "search"          # Tune experiment name: RUN/tune/search
-STUDY_FILE = "study.db"        # Optuna study (SQLite), written only by the driver
-STUDY_NAME = "genaudio-search"
-STATE_FILE = "search.json"     # what was run: store, config, space; read by --resume
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +76,12 @@ class SearchConfig:
     max_failures : int
         Times a crashing trial (or one on a lost node) is retried from its last checkpoint.
     seed : int
-        Seed of the sampler and of each trial's training.
+        Seed of the sampler, of each trial's training and of the judge's real reference.
+    judge_clips : int
+        Clips the judge (:mod:`genaudio.quality`) generates at each judged epoch of a trial, and
+        real clips in each half of the search's reference (held-out files).
+    judge_seconds : float or None
+        Length of judged clips; ``None``: 5 s, or the store's segment length when shorter.
     space : dict
         Search-space overrides merged over :data:`genaudio.search.space.DEFAULT_SPACE`.
     """
@@ -98,6 +99,8 @@ class SearchConfig:
     reduction_factor: int = 3
     max_failures: int = 2
     seed: int = 0
+    judge_clips: int = 16
+    judge_seconds: float | None = None
     space: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -122,6 +125,10 @@ class SearchConfig:
             raise ConfigError(f"scheduler must be asha or fifo, got {self.scheduler!r}")
         if self.grace_period < 1 or self.reduction_factor < 2:
             raise ConfigError("grace_period must be >= 1 and reduction_factor >= 2")
+        if self.judge_clips < 5:
+            raise ConfigError(f"judge_clips must be at least 5 (for a standard error), got {self.judge_clips}")
+        if self.judge_seconds is not None and self.judge_seconds <= 0:
+            raise ConfigError("judge_seconds must be positive")
         if self.max_failures < -1:
             raise ConfigError("max_failures must be >= -1 (-1 retries forever)")
 
@@ -258,6 +265,20 @@ def make_scheduler(cfg: SearchConfig, *, metric: str = METRIC, mode: str = "min"
                          reduction_factor=cfg.reduction_factor)
 
 
+def judged_epochs(cfg: SearchConfig) -> tuple[int, ...]:
+    """Epochs at which a trial is judged: the first, every ASHA rung, and the last.
+
+    ASHA compares trials only at its rungs (``grace_period * reduction_factor**k``), so between
+    them the last judged value is reported again; judging every epoch would cost more than
+    training with the default budgets.
+    """
+    rungs, t = {1, cfg.epochs}, min(cfg.grace_period, cfg.epochs)
+    while t < cfg.epochs:
+        rungs.add(t)
+        t *= cfg.reduction_factor
+    return tuple(sorted(rungs))
+
+
 # ---------------------------------------------------------------------------------------------
 # What the terminal shows while a search runs
 
@@ -342,8 +363,8 @@ class TrialLog(Callback):
         ep = int(last.get("training_iteration") or 0)
         score = last.get(METRIC)
         text = f"score {score:.4g}" if isinstance(score, (int, float)) else "no score"
-        if last.get("frechet") is not None:
-            text += f", frechet {last['frechet']:.4g}"
+        if isinstance(last.get("quality_se"), (int, float)):  # the judge's standard error
+            text += f" ± {last['quality_se']:.2g}"
         if last.get("status") == "nan":
             what = f"went non-finite at epoch {ep}: {last.get('reason') or ''}".rstrip(": ")
         elif ep < self.epochs:
@@ -359,10 +380,6 @@ class TrialLog(Callback):
     def on_experiment_end(self, trials, **info):
         if self.bar is not None:
             self.bar.close()
-
-
-def tune_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir).resolve() / "tune" / EXPERIMENT
 
 
 def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cfg: SearchConfig,
@@ -405,7 +422,7 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
         tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        if exp_dir.exists() or (run_dir / STUDY_FILE).exists():
+        if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it "
                               "or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -436,16 +453,3 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
             log_cb.bar.close()
     log.info("search finished in %.1f s", time.time() - t0)
     return grid
-
-
-def write_state(run_dir: Path, state: dict) -> None:
-    from genaudio.store import atomic_write_json
-
-    atomic_write_json(run_dir / STATE_FILE, state)
-
-
-def read_state(run_dir: Path) -> dict:
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        raise SearchError(f"{run_dir} holds no search to resume (no {STATE_FILE})")
-    return json.loads(path.read_text())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from genaudio.models.score import code_stats, frechet_distance, ndb, standardize
+from genaudio.models.score import code_stats, frechet_distance
 
 
 def _reference_fd(x, y):
@@ -52,44 +52,8 @@ def test_nonfinite_samples_give_infinite_distance():
     assert frechet_distance(x, y) == float("inf")
 
 
-def test_ndb_same_distribution_few_bins_differ_shifted_many_do():
-    rng = np.random.default_rng(5)
-    real = rng.standard_normal((1000, 2))
-    same = rng.standard_normal((1000, 2))
-    shifted = rng.standard_normal((1000, 2)) + np.array([1.5, 0.0])
-    a = ndb(real, same, k=10, seed=0)
-    b = ndb(real, shifted, k=10, seed=0)
-    assert a["ndb"] <= 2 and a["k"] == 10
-    assert b["ndb"] >= 6 and b["jsd"] > a["jsd"]
-    assert sum(a["real_props"]) == pytest.approx(1.0)
-    # mode collapse: every generated sample in one place
-    collapsed = np.zeros((500, 2)) + real[0]
-    c = ndb(real, collapsed, k=10, seed=0)
-    assert c["ndb"] >= 9 and c["ndb_fraction"] >= 0.9
-
-
-def test_standardize_uses_the_real_statistics():
-    real = np.array([[0.0, 100.0], [2.0, 300.0]])
-    rs, fs = standardize(real, np.array([[1.0, 200.0]]))
-    assert np.allclose(rs.mean(0), 0) and np.allclose(rs.std(0), 1)
-    assert np.allclose(fs, [[0.0, 0.0]])
-
-
 def test_code_stats_shape():
     c = np.random.default_rng(6).standard_normal((5, 30, 4))
     s = code_stats(c)
     assert s.shape == (5, 12)
     assert np.allclose(s[:, :4], c.mean(1))
-
-
-def test_a_near_constant_column_cannot_dominate_the_score():
-    rng = np.random.default_rng(7)
-    real = rng.standard_normal((16, 50))
-    real[:, 0] = 1e-9 * rng.standard_normal(16)  # e.g. a DC offset: spread ~1e-9
-    fake = rng.standard_normal((16, 50))
-    fake[:, 0] = 0.5  # far off in that one column only
-    rs, fs = standardize(real, fake)
-    assert np.abs(fs).max() <= 10.0
-    base_r, base_f = standardize(real[:, 1:], fake[:, 1:])
-    # one column moves the distance by at most its clipped share (10^2), not by 1e17
-    assert frechet_distance(rs, fs) - frechet_distance(base_r, base_f) <= 100.0 + 1e-6

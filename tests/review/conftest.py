@@ -20,6 +20,7 @@ trials: 5
 epochs: 3
 cpus_per_trial: 1
 max_failures: 0
+judge_clips: 5
 space:
   features: {optional: [tonal]}
   encoder: {kind: [pca], dim: 8}
@@ -27,7 +28,6 @@ space:
   lstm: {layers: 1, hidden: [16, 32], context: 8}
   gan: {family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}
   train: {lr: {low: 1.0e-3, high: 1.0e-2, log: true}, batch_size: 8, steps_per_epoch: 3}
-  score: {n_clips: 2, seconds: 0.25}
 """
 
 
@@ -63,7 +63,7 @@ def write_trial(run: Path, tid: str, params: dict, scores: list[float], *, index
     t0 = time.time() if t0 is None else t0
     lines = []
     for e, s in enumerate(scores, 1):
-        row = {"score": s, "code_fd": s * 8, "epoch": e, "training_iteration": e, "trial_id": tid,
+        row = {"score": s, "quality": s, "quality_se": 0.2, "code_score": s * 8, "epoch": e, "training_iteration": e, "trial_id": tid,
                "time_total_s": e * epoch_s, "timestamp": int(t0 + e * epoch_s), "status": "running", "reason": "",
                "node_ip": "127.0.0.1", "config": {"epochs": 3, **params}}
         if s != s or s == float("inf"):

@@ -87,13 +87,13 @@ def test_table_json_csv_of_a_real_search(real_run):
     assert doc["finished"] and doc["trials"] == len(res) and doc["counts"] == {k: int(v) for k, v in counts.items()}
     assert [t["trial_id"] for t in doc["top"]] == ranked["trial_id"].head(2).tolist()
     assert [t["rank"] for t in doc["top"]] == [1, 2]
-    assert doc["top"][0]["score_kind"] in ("frechet", "per-epoch") and doc["top"][0]["key_params"]
+    assert doc["top"][0]["quality"] is not None and doc["top"][0]["key_params"]
 
     cs = review(real_run, "--top", "4", "--format", "csv")
     assert cs.exit_code == 0
     df = pd.read_csv(StringIO(cs.output))
     assert df["trial_id"].tolist() == ranked["trial_id"].head(4).tolist()
-    assert list(df.columns[:4]) == ["rank", "trial_id", "status", "score"]
+    assert list(df.columns[:5]) == ["rank", "tie_group", "trial_id", "status", "quality"]
 
 
 @pytest.mark.slow
@@ -105,11 +105,12 @@ def test_running_search_is_read_from_tune_trial_folders(real_run, tmp_path):
     run = load_run(live)
     assert not run.finished
     assert sorted(run.trials["trial_id"]) == sorted(res["trial_id"])
-    # per-trial epochs and best scores are the same as the driver's table
+    # per-trial epochs, qualities and ranks are the same as the driver's table (one row builder)
     a = run.trials.set_index("trial_id")
     for _, r in res.iterrows():
         assert a.loc[r["trial_id"], "epochs"] == r["epochs"]
-        assert math.isclose(a.loc[r["trial_id"], "best_score"], r["best_score"], rel_tol=1e-9)
+        assert math.isclose(a.loc[r["trial_id"], "quality"], r["quality"], rel_tol=1e-9)
+        assert a.loc[r["trial_id"], "rank"] == r["rank"]
     # with Tune's experiment state the statuses are the driver's (completed / stopped by ASHA)
     assert dict(zip(run.trials["trial_id"], run.trials["status"])) == dict(zip(res["trial_id"], res["status"]))
     out = review(live)
@@ -142,12 +143,12 @@ def test_report_of_a_real_search_in_chromium(real_run, tmp_path):
         assert cfg.is_file()
         from_dict(TrainConfig, yaml.safe_load(cfg.read_text()))
         assert f"genaudio train {real_run}/cache/encoders/" in text and f"--config {cfg}" in text
-    for section in ("Optimisation history", "Learning curves", "Parameters vs score", "Hyperparameter importance",
+    for section in ("Optimisation history", "Learning curves", "Parameters vs quality", "Hyperparameter importance",
                     "Which feature groups matter", "Held-out real clips", "Failed trials"):
         assert section in text
     # every <audio> source is a relative path to a decodable WAV beside the report
     srcs = re.findall(r'<audio[^>]*src="([^"]+)"', text)
-    assert len(srcs) == 2 + 1  # one generated clip per top trial + one real clip
+    assert len(srcs) == 2 + 2  # one generated clip per top trial + one real clip and its reconstruction
     for s in srcs:
         assert not s.startswith(("/", "http", "file:"))
         y, sr = sf.read(rep / s)
@@ -157,7 +158,9 @@ def test_report_of_a_real_search_in_chromium(real_run, tmp_path):
     dom, console = chromium_check(html, tmp_path, shot)
     assert console == []
     assert body_attr(dom, "data-images-loaded") == body_attr(dom, "data-images-total") > 5
-    assert body_attr(dom, "data-audio-playable") == body_attr(dom, "data-audio-total") == 3
+    assert body_attr(dom, "data-audio-playable") == body_attr(dom, "data-audio-total") == 4
+    # the scores are explained: real vs real and each top trial's decoder alone
+    assert "Real vs real:" in text and "decoder alone" in text and "reconstructed 0" in text
     assert shot.is_file() and shot.stat().st_size > 10_000
 
     # rebuilding reuses the generated clips (same files, untouched) and says so
@@ -223,23 +226,23 @@ def test_interrupted_search_ranks_what_is_there(tmp_path):
     run = tmp_path / "run"
     write_state(run, epochs=3)
     t0 = 1.79e9
-    write_trial(run, "bbbb0001", lstm_params(hidden=32, lr=1e-3), [3.0, 2.0, 1.5], index=1, t0=t0,
-                extra={"frechet": 12.0})
+    write_trial(run, "bbbb0001", lstm_params(hidden=32, lr=1e-3), [3.0, 2.0, 1.5], index=1, t0=t0)
     write_trial(run, "bbbb0002", lstm_params(hidden=16, lr=3e-3, tonal=True), [2.5, 1.2], index=2, t0=t0 + 3)
     write_trial(run, "bbbb0003", lstm_params(hidden=64), [], index=3, t0=t0 + 5)
     write_trial(run, "bbbb0004", lstm_params(hidden=64), [4.0], index=4, error="ValueError: bad window", t0=t0 + 1)
     r = load_run(run)
     st = dict(zip(r.trials["trial_id"], r.trials["status"]))
     assert st == {"bbbb0001": "completed", "bbbb0002": "running", "bbbb0003": "pending", "bbbb0004": "error"}
-    # the finished, scored trial ranks first; the others by their per-epoch score; no score -> no rank
+    # ranked by the quality of each trial's last judged epoch, whatever its status; no epoch -> no rank;
+    # 1.2 and 1.5 (SE 0.2 each) are within 2 combined standard errors: a tie
     top = r.top(None)
-    assert top["trial_id"].tolist() == ["bbbb0001", "bbbb0002", "bbbb0004"]
-    assert top["score_kind"].tolist() == ["frechet", "per-epoch", "per-epoch"]
-    assert top.iloc[1]["groups"] == "tonal" and top.iloc[0]["groups"] == "(core only)"
+    assert top["trial_id"].tolist() == ["bbbb0002", "bbbb0001", "bbbb0004"]
+    assert top["tie_group"].tolist() == [1, 1, 2]
+    assert top.iloc[0]["groups"] == "tonal" and top.iloc[1]["groups"] == "(core only)"
     out = review(run)
     assert out.exit_code == 0
     assert "4 trials: 1 completed, 1 running, 1 pending, 1 error" in out.output
-    assert "1.2*" in out.output  # per-epoch score marked
+    assert "1.2 ± 0.2" in out.output and "2=" in out.output   # quality with its SE; the tie marked
     # the report builds (no checkpoints: clips say why), with history and a learning curve
     text = build_report(r, tmp_path / "rep", top=3, clips=1).read_text()
     assert "no clips: no checkpoint in the trial folder" in text
@@ -252,7 +255,7 @@ def _many(tmp_path, n: int) -> Path:
     import optuna
 
     from genaudio.search.results import write_results
-    from genaudio.search.run import rank_rows
+    from genaudio.search.results import rank_rows
 
     run = tmp_path / "many"
     write_state(run)
@@ -272,18 +275,17 @@ def _many(tmp_path, n: int) -> Path:
         if i % 17 == 5:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             rows.append({"trial_id": f"t{i:04d}", "status": "error", "reason": "RuntimeError: worker died",
-                         "epochs": 0, "best_score": None, "best_epoch": None, "final_score": None,
+                         "epochs": 0,
                          "wall_time_s": 1.0, "param.model.family": fam, "param.train.lr": lr,
                          "param.encoder.kind": "pca", "param.encoder.dim": dim, "param.features.core": "log_mel",
                          "param.features.tonal": tonal, "trial_path": None, "checkpoint": None})
             continue
         study.tell(trial, score)
         rows.append({"trial_id": f"t{i:04d}", "status": status, "reason": "" if status == "completed" else "stopped early",
-                     "epochs": 3 if status == "completed" else 1, "best_score": score, "best_epoch": 1,
-                     "final_score": score, "wall_time_s": 10.0 + i, "param.model.family": fam, "param.train.lr": lr,
+                     "epochs": 3 if status == "completed" else 1, "quality": score, "quality_se": 0.01,
+                     "wall_time_s": 10.0 + i, "param.model.family": fam, "param.train.lr": lr,
                      "param.encoder.kind": "pca", "param.encoder.dim": dim, "param.features.core": "log_mel",
-                     "param.features.tonal": tonal, "trial_path": None, "checkpoint": None,
-                     "final.frechet": score * 10 if status == "completed" else None})
+                     "param.features.tonal": tonal, "trial_path": None, "checkpoint": None})
     write_results(run, rank_rows(rows))
     return run
 

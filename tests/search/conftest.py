@@ -10,19 +10,19 @@ from conftest import start_local_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# tiny models, two epochs, a quick final score: what the search tests run
+# tiny models, two epochs, a small judge (5 clips of the 2-s segments): what the search tests run
 TINY = """\
 trials: {trials}
 epochs: {epochs}
 cpus_per_trial: 1
 max_failures: 1
+judge_clips: 5
 space:
   features: {{optional: [tonal]}}
   encoder: {{kind: [pca], dim: 8}}
   lstm: {{layers: 1, hidden: [16, 32], context: 8}}
   gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
   train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
-  score: {{n_clips: 2, seconds: 0.25}}
 """
 
 

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from genaudio.search.results import collect_results, write_results
-from genaudio.search.tuner import STUDY_FILE, STUDY_NAME, SearchConfig, TrialResources, run_tune
+from genaudio.search.layout import STUDY_FILE, STUDY_NAME
+from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
 from .synthetic import SyntheticSpace, make_data, synthetic_trainable
 
@@ -40,11 +41,11 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(ray_local, t
     assert failed[0]["num_failures"] == 2          # the first run and its retry from the checkpoint
     assert failed[0]["epochs"] == 1                # the retry resumed after epoch 1, not from scratch
     ok = [r for r in rows if r["status"] == "completed"]
-    assert len(ok) == 2 and all(r["epochs"] == 3 and r["best_score"] < 1.0 for r in ok)
+    assert len(ok) == 2 and all(r["epochs"] == 3 and r["quality"] < 1.0 for r in ok)
     assert rows[0]["rank"] == 1 and rows[0]["status"] == "completed"
 
     table = pq.read_table(tmp_path / "results.parquet")
-    assert table.num_rows == 4 and {"status", "reason", "best_score", "wall_time_s", "cpus"} <= set(table.column_names)
+    assert table.num_rows == 4 and {"status", "reason", "quality", "wall_time_s", "cpus"} <= set(table.column_names)
     assert (tmp_path / "results.csv").read_text().count("\n") == 5
 
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path / STUDY_FILE}")

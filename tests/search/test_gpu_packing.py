@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from genaudio.search.results import collect_results
-from genaudio.search.tuner import SearchConfig, TrialResources, run_tune, tune_dir
+from genaudio.search.layout import tune_dir
+from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
 from .synthetic import SyntheticSpace, make_data, synthetic_trainable
 
