@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -290,8 +291,9 @@ def _short(v: Any) -> str:
 
 
 def trial_summary(config: dict) -> str:
-    """A trial's sampled options in one short string: family first, groups switched on as ``+g``,
-    then ``name=value`` (another family's options, the search's own epochs and seed left out)."""
+    """A trial's options in one short string: family, ``kind/dim`` of the encoder, groups switched
+    on as ``+g``, then the model's and training's ``name=value`` (another family's options, encoder
+    and score options, the search's own epochs and seed left out)."""
     fam = config.get("model.family")
     head = [str(fam)] if fam else []
     enc = config.get("encoder.kind")
@@ -302,7 +304,7 @@ def trial_summary(config: dict) -> str:
     rest = []
     for k, v in sorted(config.items()):
         section, _, name = k.partition(".")
-        if k in ("epochs", "seed", "model.family", "encoder.kind", "encoder.dim") or section == "features" \
+        if k in ("epochs", "seed", "model.family") or section in ("features", "encoder", "score") \
                 or (section in ("lstm", "gan") and fam and section != fam) or isinstance(v, (dict, list)):
             continue
         rest.append(f"{name or k}={_short(v)}")
@@ -446,9 +448,18 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
                 stop={"training_iteration": cfg.epochs}),
         )
     t0 = time.time()
+    # Tune's newer console output prints an experiment table and paths even at verbose=0; below
+    # -v our TrialLog speaks instead, so the older (silent at 0) output is chosen for this call
+    new_output = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if verbose < 2:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
         grid = tuner.fit()
     finally:
+        if new_output is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = new_output
         if log_cb is not None and log_cb.bar is not None:
             log_cb.bar.close()
     log.info("search finished in %.1f s", time.time() - t0)
