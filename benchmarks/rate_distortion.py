@@ -1,6 +1,20 @@
-"""Rate-distortion of every encoder on held-out audio: samples/ (split by file) + generated music.
+"""Rate-distortion of every encoder on held-out audio: samples/ (split by file) + generated music;
+with ``--real``, Griffin-Lim vs the learned decoder on real music.
 
     python benchmarks/rate_distortion.py [--quick] [--out benchmarks/out/rate_distortion]
+    python benchmarks/rate_distortion.py --real [CORPUS] [--out DIR] [--figure docs/figures/...png]
+
+Real-music mode (``--real``, default corpus ``~/.cache/genaudio-dev-corpus``, built by
+``../shared/corpus/fetch.sh``): files are split by file (20 % held out, seeded hash). Up to
+``--train-seconds-per-file`` seconds of each training file (5-s windows spread over the file) train
+PCA-on-log-mel encoders (uint8 codes: 32, 16, 8 dims = 16x, 32x, 64x) and ONE default vocoder on
+the log-mel core (:func:`genaudio.encoders.vocoder.train_vocoder`, saved in ``OUT/vocoder`` and
+reused by a later run with the same configuration). Every encoder is then decoded both ways on
+4-s windows of the held-out files in the same run: Griffin-Lim (64 iterations) and the learned
+decoder; plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone
+loses. Metrics: LSD, spectral convergence, multi-resolution STFT, decoding speed on one CPU core
+(x real time) and, when ``genaudio.quality`` exists, the judge's feature-space distance of the
+reconstructions to real music. The last line is one JSON object with the targets at 32x.
 
 Every encoder is fitted on the training part and measured on the held-out part in the same run:
 bitrate = code_rate_hz * dim * bits at the stored precision; compression ratio vs 16-bit PCM at
@@ -27,6 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 from genaudio.encoders import make_encoder, split_by_file  # noqa: E402
 from genaudio.encoders import sweep as sw  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _rate_distortion_real as real_music  # noqa: E402
 
 SR = 22050
 
@@ -101,10 +118,24 @@ def sample_segments(seconds: float) -> tuple[list[str], list[np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer clips, fewer encoders, short autoencoder")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "rate_distortion"))
+    ap.add_argument("--out", default=None, help="output folder (default benchmarks/out/rate_distortion[_real])")
     ap.add_argument("--epochs", type=int, default=None, help="autoencoder epochs")
     ap.add_argument("--max-test", type=int, default=None, help="at most this many held-out clips")
+    ap.add_argument("--real", nargs="?", const=str(real_music.DEFAULT_CORPUS), default=None, metavar="CORPUS",
+                    help="real-music mode: Griffin-Lim vs the learned decoder on held-out files of CORPUS")
+    ap.add_argument("--train-seconds-per-file", type=float, default=150.0,
+                    help="real mode: training audio per training file (s)")
+    ap.add_argument("--test-clips-per-file", type=int, default=4, help="real mode: 4-s windows per held-out file")
+    ap.add_argument("--vocoder-epochs", type=int, default=None,
+                    help="real mode: vocoder epochs (default: VocoderConfig's)")
+    ap.add_argument("--input-noise-db", type=float, default=None,
+                    help="real mode: vocoder training input noise (dB; default: VocoderConfig's)")
+    ap.add_argument("--figure", default=None, help="real mode: also write the plot here (e.g. docs/figures/...)")
     args = ap.parse_args()
+    if args.real:
+        real_music.main(args, ROOT)
+        return
+    args.out = args.out or str(ROOT / "benchmarks" / "out" / "rate_distortion")
     t_start = time.perf_counter()
     seg_s = 4.0
     n_gen_train, n_gen_test = (4, 2) if args.quick else (8, 3)

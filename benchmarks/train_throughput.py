@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genaudio.models import GANConfig, LSTMConfig, ScoreConfig, TrainConfig, train  # noqa: E402
+from genaudio.models import GANConfig, LSTMConfig, TrainConfig, train  # noqa: E402
 from genaudio.models.data import SequenceData  # noqa: E402
 
 
@@ -52,9 +52,9 @@ def bench_model(name: str, cfg: TrainConfig, data: SequenceData) -> dict:
     out = {"frames_per_s": round(h["frames_per_s"], 1), "data_wait_fraction": round(h["data_wait_fraction"], 4),
            "steps": h["steps"], "epoch_seconds": round(h["seconds"], 2), "wall_seconds": round(wall, 2),
            "params": None}
-    from genaudio.models.train import build_models
+    from genaudio.models.families import build_family
 
-    out["params"] = int(sum(p.numel() for m in build_models(cfg, data.dim).values() for p in m.parameters()))
+    out["params"] = int(sum(p.numel() for m in build_family(cfg, data.dim).modules.values() for p in m.parameters()))
     print(f"{name:18s} {out['frames_per_s']:>10.0f} frames/s   wait {100 * out['data_wait_fraction']:5.2f}%   "
           f"{out['params']:>9d} params   epoch {out['epoch_seconds']:.2f}s", flush=True)
     return out
@@ -72,8 +72,7 @@ def bench_score(quick: bool) -> dict:
         t0 = time.perf_counter()
         enc = build_encoded_store(Path(tmp) / "ENC", files)
         build_s = time.perf_counter() - t0
-        cfg = TrainConfig(model="lstm", lstm=LSTMConfig(layers=1, hidden=32, context=16), epochs=1, batch_size=8,
-                          score=ScoreConfig(at_end=False))
+        cfg = TrainConfig(model="lstm", lstm=LSTMConfig(layers=1, hidden=32, context=16), epochs=1, batch_size=8)
         train(cfg, enc, out_dir=Path(tmp) / "run")
         n = 8 if quick else 16
         score_model(Path(tmp) / "run", n_clips=5, seed=0)  # warm-up: librosa/numba caches

@@ -132,3 +132,13 @@ def test_score_command_json_and_bad_candidates(samples_dir, tmp_path):
     (noise / "broken.wav").write_bytes(b"RIFF0000WAVEfmt garbage")
     r = CliRunner().invoke(main, [*args, str(noise), "--n", "7"])
     assert r.exit_code == 2 and "broken.wav" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_feature_weighs_as_the_square_root_of_its_size():
+    from genaudio.quality import feature_weights
+
+    cols = [f"mfcc_{i:02d}_mean" for i in range(16)] + ["tempo"]
+    w = feature_weights(cols)
+    assert np.mean(w ** 2) == pytest.approx(1.0)
+    # total squared weight per feature: 16 * (16^-1/4)^2 = 4 for MFCC vs 1 for tempo -> ratio sqrt(16)
+    assert (w[:16] ** 2).sum() / w[16] ** 2 == pytest.approx(4.0)

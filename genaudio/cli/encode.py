@@ -30,7 +30,18 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--whiten/--no-whiten", default=False, show_default=True, help="PCA: unit-variance codes.")
 @click.option("--epochs", default=30, show_default=True, type=int, help="Autoencoder training epochs.")
 @click.option("--hidden", default=128, show_default=True, type=int, help="Autoencoder hidden channels.")
-@click.option("--device", default="auto", show_default=True, help="Autoencoder device: auto, cpu, cuda[:N].")
+@click.option("--device", default="auto", show_default=True,
+              help="Autoencoder and learned-decoder device: auto, cpu, cuda[:N].")
+@click.option("--decoder", default="griffinlim", show_default=True,
+              type=click.Choice(["learned", "griffinlim"]),
+              help="Audio decoder of spectral encoders: learned trains a vocoder (core frames -> audio) on "
+                   "the training audio; griffinlim guesses the phase (no training). Without a trained "
+                   "vocoder an encoder always falls back to Griffin-Lim.")
+@click.option("--decoder-epochs", default=12, show_default=True, type=int,
+              help="Learned decoder: training epochs (50 steps each).")
+@click.option("--decoder-from", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Reuse the learned decoder of an encoded store, encoder or vocoder folder (same core and "
+                   "analysis) instead of training one.")
 @click.option("--sample-rate", default=22050, show_default=True, type=int,
               help="Audio inputs: analysis rate in Hz (a features store sets its own).")
 @click.option("--n-fft", default=1024, show_default=True, type=int, help="Audio inputs: STFT size.")
@@ -52,8 +63,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing ENC folder (only genaudio encode output).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten, epochs, hidden, device,
-            sample_rate, n_fft, hop_length, n_mels, segment_seconds, holdout, max_segments, wav_pairs, seed,
-            sweep_spec, encoders, overwrite, quiet):
+            decoder, decoder_epochs, decoder_from, sample_rate, n_fft, hop_length, n_mels, segment_seconds, holdout,
+            max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
     """Encode audio into compact codes with a decoder back to sound.
 
     INPUTS is a features store (`genaudio extract` output; its analysis settings are used and
@@ -79,7 +90,8 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
     if kind == "mel" and core != "log_mel":
         raise ConfigError("--encoder mel uses --core log_mel")
     opts = dict(core=core, groups=_csv(groups), precision=precision, downsample=downsample, whiten=whiten,
-                epochs=epochs, hidden=hidden, device=device, sample_rate=sample_rate, n_fft=n_fft,
+                epochs=epochs, hidden=hidden, device=device, decoder=decoder, decoder_epochs=decoder_epochs,
+                sample_rate=sample_rate, n_fft=n_fft,
                 hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed)
     cfg = make_encoder(kind, dim=dim, **opts).config
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
@@ -97,10 +109,11 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
         click.echo(f"wrote {out}/rate_distortion.csv, rate_distortion.png, rate_distortion.json")
         return
     man = run_encode(inputs, out, cfg, holdout=holdout, max_segments=max_segments, wav_pairs=wav_pairs,
-                     segment_seconds=segment_seconds, overwrite=overwrite, progress=not quiet, log=log)
+                     segment_seconds=segment_seconds, overwrite=overwrite, progress=not quiet,
+                     decoder_from=decoder_from, log=log)
     m = man["metrics"]
-    keys = ("encoder", "dim", "precision", "bitrate", "compression_ratio", "sc", "lsd_db", "mrstft", "snr_db",
-            "frame_rmse")
+    keys = ("encoder", "decoder", "dim", "precision", "bitrate", "compression_ratio", "sc", "lsd_db", "mrstft",
+            "snr_db", "frame_rmse")
     click.echo(json.dumps({k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in keys if k in m}))
     click.echo(f"wrote {out}: {man['counts']['segments']} segments, codes ({man['counts']['time_max']}, "
                f"{man['dim']}) each at {man['code_rate_hz']:.2f} Hz, {man['bitrate']:.0f} bit/s")

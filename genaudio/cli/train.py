@@ -90,8 +90,8 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
       genaudio train enc/ --model lstm --workers 4 --gpus-per-worker 1 --out runs/big
     """
     from genaudio.config import replace
-    from genaudio.models.data import as_sequence_data
-    from genaudio.models.train import train
+    from genaudio.models import as_sequence_data, score_at_end, train
+    from genaudio.models.run import has_checkpoint
 
     options = dict(hidden=hidden, layers=layers, dropout=dropout, context=context, head=head, family=family,
                    latent=latent, loss=loss, patch=patch, channels=channels, lr=lr, batch_size=batch_size,
@@ -100,7 +100,7 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
     if no_score:
         cfg = replace(cfg, score=replace(cfg.score, at_end=False))
     out_dir = Path(out)
-    has_run = (out_dir / "checkpoints" / "last.pt").is_file()
+    has_run = has_checkpoint(out_dir)
     if has_run and not resume:
         raise ModelError(f"{out_dir} already holds a trained run; pass --resume to continue it or choose another --out")
     if resume and not has_run:
@@ -118,6 +118,7 @@ def command(enc, model, out, config_file, hidden, layers, dropout, context, head
                                    resume_from=resume_from)
     else:
         result = train(cfg, data, out_dir=out_dir, resume_from=resume_from, progress=click.echo)
+    result = score_at_end(result, cfg.score, progress=click.echo)
     final = result.metrics
     if "quality" in final:
         from genaudio.models.score import describe

@@ -12,6 +12,8 @@ One interface (:class:`Encoder`) for all kinds:
 >>> codes = enc.encode(y)            # (time, 16) float32, exactly what the store keeps
 >>> y_hat = enc.to_audio(codes)      # (samples,) at enc.sample_rate
 >>> enc.save("enc/"); enc = load_encoder("enc/")
+>>> enc.fit_decoder(train_waveforms)  # a learned decoder (vocoder, genaudio.encoders.vocoder) instead
+>>> enc.decoder_name                  # of Griffin-Lim; "learned" (saved with the encoder)
 
 Encoded stores (``genaudio encode`` output) are written by :func:`write_codes` and read by
 :func:`read_codes`; :func:`encode_store` encodes a features store in memory.

@@ -11,9 +11,15 @@ fixed cost, like the PCA basis), not of the per-second stream. ``encode`` return
 that are exactly representable at the stored precision, so what a model trains on and what the
 metrics measure is what the encoded store holds.
 
+The audio decoder is an object the encoder holds (:attr:`Encoder.decoder`): a trained vocoder
+(:class:`genaudio.encoders.vocoder.LearnedDecoder`, see :meth:`Encoder.fit_decoder`) when it has
+one, else Griffin-Lim (:class:`genaudio.encoders.framing.GriffinLimDecoder`), the fallback.
+
 Saved encoders are a folder: ``config.json`` (format tag, kind, :class:`EncoderConfig`, input
-layout) plus ``arrays.npz`` (loaded with ``allow_pickle=False``) and, for the autoencoder,
-``weights.pt`` (loaded with ``torch.load(weights_only=True)``). Nothing is unpickled.
+layout, decoder name) plus ``arrays.npz`` (loaded with ``allow_pickle=False``), for the
+autoencoder ``weights.pt`` and, with a learned decoder, ``decoder/`` (the vocoder's
+``config.json`` + ``weights.pt``); weights load with ``torch.load(weights_only=True)``.
+Nothing is unpickled. Format version 2 added ``decoder/``; version 1 folders still load.
 """
 from __future__ import annotations
 
@@ -34,9 +40,12 @@ from genaudio.errors import EncoderError
 from genaudio.infra import atomic_dir
 
 FORMAT = "genaudio-encoder"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DECODER_DIR = "decoder"
 PRECISIONS = {"float32": 32, "float16": 16, "uint8": 8}
 KINDS = ("mel", "pca", "autoencoder", "mulaw")
+DECODERS = ("griffinlim", "learned")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +79,13 @@ class EncoderConfig:
     seed : int
         Seeds training and Griffin-Lim's initial phase.
     griffin_lim_iters : int
-        Griffin-Lim iterations of ``to_audio``.
+        Griffin-Lim iterations of ``to_audio`` (when no learned decoder is trained).
+    decoder : {"griffinlim", "learned"}
+        The audio decoder ``genaudio encode`` and the pipeline give the encoder: ``"learned"``
+        trains a vocoder on the training audio (:meth:`Encoder.fit_decoder`); Griffin-Lim stays the
+        fallback of any encoder without one.
+    decoder_epochs : int
+        Training epochs of that vocoder (:class:`genaudio.encoders.vocoder.VocoderConfig`).
     """
 
     kind: str = "pca"
@@ -91,6 +106,8 @@ class EncoderConfig:
     device: str = "auto"
     seed: int = 0
     griffin_lim_iters: int = 64
+    decoder: str = "griffinlim"
+    decoder_epochs: int = 12
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -108,6 +125,10 @@ class EncoderConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.hop_length > self.n_fft:
             raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
+        if self.decoder_epochs < 1:
+            raise ConfigError(f"decoder_epochs must be >= 1, got {self.decoder_epochs}")
         if self.learning_rate <= 0 or self.griffin_lim_iters < 0:
             raise ConfigError("learning_rate must be positive and griffin_lim_iters >= 0")
         if self.kind == "mel" and self.core != "log_mel":
@@ -205,6 +226,8 @@ class Encoder:
         self.q_lo: np.ndarray | None = None
         self.q_step: np.ndarray | None = None
         self.fitted = False
+        #: the trained vocoder, when there is one (see :attr:`decoder`)
+        self.learned_decoder = None
 
     def __repr__(self) -> str:
         state = "fitted" if self.fitted else "unfitted"
@@ -246,6 +269,73 @@ class Encoder:
     def has_audio_decoder(self) -> bool:
         """Whether :meth:`to_audio` works (the input has a spectral core)."""
         return self.config.core != "none"
+
+    @property
+    def decoder(self) -> framing.GriffinLimDecoder:
+        """The object that renders core frames to audio: the learned decoder when one is trained
+        (:meth:`fit_decoder`, :meth:`set_decoder`), else Griffin-Lim. Both have ``name`` and
+        ``render(frames, length=)``."""
+        if self.learned_decoder is not None:
+            return self.learned_decoder
+        c = self.config
+        return framing.GriffinLimDecoder(core=c.core, sample_rate=c.sample_rate, n_fft=c.n_fft,
+                                         hop_length=c.hop_length, n_iter=c.griffin_lim_iters, seed=c.seed)
+
+    @property
+    def can_learn_decoder(self) -> bool:
+        """Whether :meth:`fit_decoder` / :meth:`set_decoder` apply (a spectral core to vocode)."""
+        return self.has_audio_decoder
+
+    @property
+    def decoder_name(self) -> str:
+        """``"learned"``, ``"griffinlim"`` or ``"none"`` (no spectral core)."""
+        return self.decoder.name if self.has_audio_decoder else "none"
+
+    def vocoder_config(self, **options: Any):
+        """The :class:`~genaudio.encoders.vocoder.VocoderConfig` matching this encoder's analysis
+        (``decoder_epochs``, ``seed``, ``device`` from its config; ``options`` override any field)."""
+        from genaudio.encoders.vocoder import VocoderConfig
+
+        c = self.config
+        base = dict(core=c.core, sample_rate=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
+                    n_mels=c.n_mels, epochs=c.decoder_epochs, seed=c.seed, device=c.device)
+        base.update(options)
+        try:
+            return from_dict(VocoderConfig, base)
+        except ConfigError as e:
+            raise EncoderError(str(e)) from None
+
+    def fit_decoder(self, waves: Iterable[np.ndarray], *, config=None, checkpoint: str | os.PathLike | None = None,
+                    progress: bool = False, log=None) -> "Encoder":
+        """Train a learned decoder (vocoder) on waveforms ``(samples,)`` and use it from now on.
+
+        The vocoder learns core frames -> audio, so it does not depend on the codes: one trained
+        vocoder serves every encoder with the same core and analysis (:meth:`set_decoder`).
+        ``config`` defaults to :meth:`vocoder_config`; ``checkpoint``/``progress``/``log`` as
+        :func:`genaudio.encoders.vocoder.train_vocoder`. Returns ``self``.
+        """
+        from genaudio.encoders.vocoder import train_vocoder
+
+        if not self.has_audio_decoder:
+            raise EncoderError(f"this {self.kind} encoder has no spectral core: there is nothing to vocode")
+        cfg = config if config is not None else self.vocoder_config()
+        waves = [np.asarray(y, dtype=np.float32) for y in waves]
+        if not waves:
+            raise EncoderError("no training audio for the decoder")
+        name = framing.core_feature(self.config.core)
+        frames = [self._frame_parts(y)[name] for y in waves]
+        self.set_decoder(train_vocoder(waves, frames, cfg, checkpoint=checkpoint, progress=progress, log=log))
+        return self
+
+    def set_decoder(self, decoder) -> "Encoder":
+        """Use a trained :class:`~genaudio.encoders.vocoder.LearnedDecoder` (its analysis must match
+        this encoder's), or ``None`` for Griffin-Lim. Returns ``self``."""
+        if decoder is not None:
+            if not self.has_audio_decoder:
+                raise EncoderError(f"this {self.kind} encoder has no spectral core: it cannot use a vocoder")
+            decoder.check_analysis(self.config)
+        self.learned_decoder = decoder
+        return self
 
     @property
     def input_dims(self) -> int:
@@ -383,7 +473,8 @@ class Encoder:
 
     def to_audio(self, codes: np.ndarray | None = None, *, frames: np.ndarray | None = None,
                  length: int | None = None) -> np.ndarray:
-        """Render codes ``(time, dim)`` (or decoded ``frames=(input_dims, time)``) to a waveform.
+        """Render codes ``(time, dim)`` (or decoded ``frames=(input_dims, time)``) to a waveform
+        with :attr:`decoder` (the learned decoder when trained, else Griffin-Lim).
 
         Returns ``(samples,)`` float32 at :attr:`sample_rate`; ``length`` trims/pads to a size.
         """
@@ -402,9 +493,7 @@ class Encoder:
         if length is not None:
             # decoded frames may carry the padding of temporal downsampling: cut to the clip's frames
             frames = framing.fit_length(frames, 1 + int(length) // c.hop_length)
-        return framing.core_to_audio(frames[:self.core_dims], sr=c.sample_rate, core=c.core, n_fft=c.n_fft,
-                                     hop_length=c.hop_length, n_iter=c.griffin_lim_iters, length=length,
-                                     seed=c.seed)
+        return self.decoder.render(frames[:self.core_dims], length=length)
 
     def reconstruct(self, y: np.ndarray) -> np.ndarray:
         """``to_audio(encode(y))`` at the length of ``y``."""
@@ -480,6 +569,8 @@ class Encoder:
                 arrays["q_lo"], arrays["q_step"] = self.q_lo, self.q_step
             np.savez(tmp / "arrays.npz", **arrays)
             self._save_extra(tmp)
+            if self.learned_decoder is not None:
+                self.learned_decoder.save(tmp / DECODER_DIR)
             meta = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -491,6 +582,7 @@ class Encoder:
                 "bits_per_value": self.bits_per_value,
                 "bitrate": self.bitrate,
                 "has_audio_decoder": self.has_audio_decoder,
+                "decoder": self.decoder_name,
             }
             (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
         return path
@@ -543,9 +635,9 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
         raise EncoderError(f"{meta_path} is corrupt: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EncoderError(f"{path} is not a genaudio encoder (config.json has no format: {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise EncoderError(f"{path}: encoder format version {meta.get('format_version')} is not supported "
-                           f"(this genaudio reads version {FORMAT_VERSION})")
+                           f"(this genaudio reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     try:
         cfg = from_dict(EncoderConfig, meta["config"])
         blocks = [Block(str(b["name"]), int(b["dims"]), bool(b["core"])) for b in meta["blocks"]]
@@ -572,6 +664,10 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
                 raise EncoderError(f"{path}: quantiser has shape {enc.q_lo.shape}, expected ({cfg.dim},)")
         enc._set_arrays(arrays)
         enc._load_extra(path)
+        if (path / DECODER_DIR).is_dir():
+            from genaudio.encoders.vocoder import LearnedDecoder
+
+            enc.set_decoder(LearnedDecoder.load(path / DECODER_DIR))
     except KeyError as e:
         raise EncoderError(f"{path}: arrays.npz lacks {e}") from None
     enc.fitted = True

@@ -127,6 +127,29 @@ def core_to_audio(frames: np.ndarray, *, sr: int, core: str, n_fft: int, hop_len
     return np.nan_to_num(y.astype(np.float32))
 
 
+@dataclasses.dataclass(frozen=True)
+class GriffinLimDecoder:
+    """The fixed decoder of a spectral core: :func:`core_to_audio` with the encoder's analysis.
+
+    Same interface as the learned decoder (:class:`genaudio.encoders.vocoder.LearnedDecoder`):
+    ``name`` and ``render(frames, length=)``; an encoder without a trained vocoder uses this one.
+    """
+
+    core: str
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    n_iter: int = 64
+    seed: int = 0
+
+    name = "griffinlim"
+
+    def render(self, frames: np.ndarray, *, length: int | None = None) -> np.ndarray:
+        """Waveform ``(samples,)`` float32 of core frames ``(core dims, time)`` in dB."""
+        return core_to_audio(frames, sr=self.sample_rate, core=self.core, n_fft=self.n_fft,
+                             hop_length=self.hop_length, n_iter=self.n_iter, length=length, seed=self.seed)
+
+
 def mel_to_linear_power(mel_power: np.ndarray, *, sr: int, n_fft: int, n_iter: int = 50) -> np.ndarray:
     """Non-negative least-squares linear-frequency power of a mel power spectrogram.
 

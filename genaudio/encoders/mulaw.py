@@ -36,6 +36,22 @@ class MuLawEncoder(Encoder):
     def input_dims(self) -> int:
         return self.dim
 
+    @property
+    def decoder_name(self) -> str:
+        return "mulaw"
+
+    @property
+    def can_learn_decoder(self) -> bool:
+        return False
+
+    def set_decoder(self, decoder):
+        if decoder is not None:
+            raise EncoderError("the mulaw encoder decodes its waveform exactly: it takes no learned decoder")
+        return self
+
+    def fit_decoder(self, waves, **options):
+        raise EncoderError("the mulaw encoder decodes its waveform exactly: it takes no learned decoder")
+
     def fit(self, data=None):
         self.blocks = []
         self.standardizer = Standardizer(np.zeros(0, np.float32), np.zeros(0, np.float32))

@@ -174,8 +174,13 @@ def _held_out_waves(segs: Segments, test: np.ndarray, inputs, cfg: EncoderConfig
 def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: EncoderConfig, *,
                holdout: float = 0.2, max_segments: int | None = None, max_eval: int = 16, wav_pairs: int = 3,
                segment_seconds: float = 5.0, overwrite: bool = False, progress: bool = True,
-               log: Log = _quiet) -> dict:
+               decoder_from: str | os.PathLike | None = None, log: Log = _quiet) -> dict:
     """Fit an encoder on the training files, encode every segment, measure held-out files, write ENC.
+
+    With ``config.decoder == "learned"`` a vocoder is trained on the training segments' audio
+    (:meth:`~genaudio.encoders.base.Encoder.fit_decoder`); ``decoder_from`` (a vocoder, encoder or
+    encoded-store folder, see :func:`~genaudio.encoders.vocoder.load_decoder`) reuses a trained one
+    instead. Otherwise the encoder decodes with Griffin-Lim.
 
     The split is by file (:func:`split_by_file`). Output is built in a temporary folder and moved
     into place at the end: a failed run leaves ``out`` as it was.
@@ -189,7 +194,9 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
     t0 = time.perf_counter()
     tmp = _prepare_out(out, overwrite)
     try:
-        segs, cfg = _load(inputs, config, need_audio=False, max_segments=max_segments, progress=progress,
+        # a learned decoder trains on audio: a features store's segments are decoded again
+        learned = config.decoder == "learned" and decoder_from is None
+        segs, cfg = _load(inputs, config, need_audio=learned, max_segments=max_segments, progress=progress,
                           log=log, segment_seconds=segment_seconds)
         test = split_by_file(segs.ids["file_id"], holdout=holdout, seed=cfg.seed)
         train_idx = np.flatnonzero(~test)
@@ -204,12 +211,28 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
         else:
             enc.fit([items[i] for i in train_idx])
         fit_s = time.perf_counter() - t1
+        decoder_s = None
+        if decoder_from is not None:
+            from genaudio.encoders.vocoder import load_decoder
+
+            enc.set_decoder(load_decoder(decoder_from))
+        elif learned:
+            t1 = time.perf_counter()
+            log(f"training the learned decoder ({cfg.decoder_epochs} epochs) on {len(train_idx)} segments")
+            enc.fit_decoder([segs.waves[i] for i in train_idx], checkpoint=tmp / "decoder_checkpoint.pt",
+                            progress=progress)
+            (tmp / "decoder_checkpoint.pt").unlink(missing_ok=True)
+            decoder_s = time.perf_counter() - t1
         codes = [enc.encode(x) for x in items]
         ids = segs.ids.copy()
         ids["split"] = np.where(test, "test", "train")
         data = CodesData(codes, ids, enc)
         metrics: dict = {"split": {"train_segments": int((~test).sum()), "test_segments": int(test.sum()),
-                                   "test_files": int(ids.file_id[test].nunique())}, "fit_s": fit_s}
+                                   "test_files": int(ids.file_id[test].nunique())}, "fit_s": fit_s,
+                            "decoder": enc.decoder_name}
+        if decoder_s is not None:
+            metrics["decoder_fit_s"] = decoder_s
+            metrics["decoder_history"] = enc.learned_decoder.history
         wavs: list[str] = []
         if enc.has_audio_decoder:
             eval_ids, eval_waves = _held_out_waves(segs, test, inputs, cfg, max_eval)
@@ -234,7 +257,8 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
         write_codes(tmp, data, enc, source=segs.source, metrics=metrics,
                     extra_manifest={"split": {"holdout": holdout, "by": "file_id", "seed": cfg.seed},
                                     "audio": wavs, "errors": segs.errors,
-                                    "timings": {"wall_s": time.perf_counter() - t0, "fit_s": fit_s}})
+                                    "timings": {"wall_s": time.perf_counter() - t0, "fit_s": fit_s,
+                                                "decoder_fit_s": decoder_s}})
         manifest = json.loads((tmp / fstore.MANIFEST).read_text())
         _publish(tmp, out)
     except BaseException:
@@ -265,7 +289,15 @@ def run_sweep(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, confi
         configs = sw.sweep_configs(cfg, encoders=encoders, dims=sweep.get("dims", [cfg.dim]),
                                    precisions=sweep.get("precisions"), downsample=sweep.get("downsample"))
         log(f"sweep: {len(configs)} encoders, {len(train)} training / {len(held)} held-out segments")
-        df = sw.rate_distortion(train, held, configs, progress=progress)
+        decoders = {}
+        if cfg.decoder == "learned":
+            # one vocoder per spectral core serves every encoder on it
+            for c in configs:
+                probe = make_encoder(config=c)
+                if c.core not in decoders and probe.can_learn_decoder:
+                    log(f"training the learned decoder of the {c.core} core")
+                    decoders[c.core] = probe.fit_decoder(train, progress=progress).learned_decoder
+        df = sw.rate_distortion(train, held, configs, progress=progress, decoders=decoders)
         df.to_csv(tmp / "rate_distortion.csv", index=False)
         if df.lsd_db.notna().any():
             sw.plot_rate_distortion(df, tmp / "rate_distortion.png")

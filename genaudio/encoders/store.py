@@ -4,8 +4,9 @@ Encoded store layout::
 
     ENC/
       manifest.json     kind "encoded", encoder kind/config, dim, code_rate_hz, bitrate, precision,
-                        source, counts
-      encoder/          the fitted encoder (config.json + arrays.npz [+ weights.pt])
+                        decoder ("learned" / "griffinlim" / "mulaw" / "none"), source, counts
+      encoder/          the fitted encoder (config.json + arrays.npz [+ weights.pt]
+                        [+ decoder/: the learned decoder, config.json + weights.pt])
       codes/part-00000.parquet
                         identity columns (file_id, path, label, segment, start_s, duration_s, split)
                         + ``codes``: list<fixed_size_list<dim>> of uint8 / float16 / float32 (as
@@ -350,6 +351,7 @@ def write_codes(enc_dir: str | os.PathLike, data: CodesData, encoder: Encoder, *
         "compression_ratio": float(16.0 * encoder.sample_rate / encoder.bitrate),
         "sample_rate": int(encoder.sample_rate),
         "has_audio_decoder": bool(encoder.has_audio_decoder),
+        "decoder": encoder.decoder_name,
         "source": source or {},
         "counts": {"segments": len(data), "files": int(data.ids["file_id"].nunique()),
                    "code_frames": int(sum(n_time)), "time_min": min(n_time), "time_max": max(n_time)},

@@ -81,7 +81,7 @@ def sweep_configs(base: EncoderConfig, *, encoders: Sequence[str], dims: Sequenc
 
 
 def rate_distortion(train: Sequence, test: Sequence[np.ndarray], configs: Sequence[EncoderConfig], *,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, decoders: dict | None = None) -> pd.DataFrame:
     """Fit each config on ``train`` and measure it on the held-out waveforms ``test``.
 
     Parameters
@@ -90,12 +90,14 @@ def rate_distortion(train: Sequence, test: Sequence[np.ndarray], configs: Sequen
         Training inputs (waveforms, or frame mappings for encoders that do not need audio).
     test : sequence of np.ndarray
         Held-out waveforms ``(samples,)`` at the encoders' sample rate.
+    decoders : dict, optional
+        ``{core: LearnedDecoder}``: encoders on that core decode with it (else Griffin-Lim).
 
     Returns
     -------
     pandas.DataFrame
-        One row per config: ``label, encoder, dim, precision, downsample, core, code_rate_hz,
-        bitrate, compression_ratio, sc, lsd_db, mrstft, snr_db, fit_s, eval_s, error``.
+        One row per config: ``label, encoder, dim, precision, downsample, core, decoder,
+        code_rate_hz, bitrate, compression_ratio, sc, lsd_db, mrstft, snr_db, fit_s, eval_s, error``.
         A config that cannot be fitted (e.g. a dim larger than the data allows) gets its
         ``error`` and NaN metrics instead of stopping the sweep.
     """
@@ -112,6 +114,9 @@ def rate_distortion(train: Sequence, test: Sequence[np.ndarray], configs: Sequen
         try:
             t0 = time.perf_counter()
             enc = make_encoder(config=cfg).fit(train)
+            if (decoders or {}).get(cfg.core) is not None and enc.can_learn_decoder:
+                enc.set_decoder(decoders[cfg.core])
+            row["decoder"] = enc.decoder_name
             t1 = time.perf_counter()
             m = evaluate(enc, test)
             row.update({k: m[k] for k in ("code_rate_hz", "bitrate", "compression_ratio", "sc", "lsd_db",
@@ -121,7 +126,7 @@ def rate_distortion(train: Sequence, test: Sequence[np.ndarray], configs: Sequen
         except EncoderError as e:
             row["error"] = str(e)
         rows.append(row)
-    cols = ["label", "encoder", "dim", "precision", "downsample", "core", "code_rate_hz", "bitrate",
+    cols = ["label", "encoder", "dim", "precision", "downsample", "core", "decoder", "code_rate_hz", "bitrate",
             "compression_ratio", "sc", "lsd_db", "mrstft", "snr_db", "fit_s", "eval_s", "error"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
@@ -148,30 +153,46 @@ def value_at_ratio(df: pd.DataFrame, label: str, ratio: float, *, metric: str = 
     return None
 
 
-def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
-    """PNG: LSD (dB) and spectral convergence vs compression ratio, one line per encoder."""
+#: y-axis label of each metric :func:`plot_rate_distortion` can draw
+METRIC_LABELS = {"lsd_db": "log-spectral distance (dB, lower is better)",
+                 "sc": "spectral convergence (lower is better)",
+                 "mrstft": "multi-resolution STFT distance (lower is better)"}
+
+
+def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | None = None,
+                         metrics: Sequence[str] = ("lsd_db", "sc"), labels: dict | None = None,
+                         errors: dict | None = None) -> Path:
+    """PNG: each metric vs compression ratio, one panel per metric, one line per ``label``.
+
+    ``metrics`` are columns of ``df``; ``labels`` adds or overrides y-axis labels
+    (:data:`METRIC_LABELS` has the standard ones); ``errors`` maps a metric to the column of its
+    standard error, drawn as +-1 SE bars.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    d = df[df.lsd_db.notna()]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    ylabels = {**METRIC_LABELS, **(labels or {})}
+    d = df[df[metrics[0]].notna()]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.8), squeeze=False)
+    axes = axes[0]
     for label, g in d.groupby("label", sort=True):
         g = g.sort_values("compression_ratio")
         marker = "s" if g.encoder.iloc[0] == "mulaw" else "o"
-        for ax, metric in zip(axes, ("lsd_db", "sc")):
-            ax.plot(g.compression_ratio, g[metric], marker=marker, label=label)
-            if metric == "lsd_db":
+        for ax, metric in zip(axes, metrics):
+            err = (errors or {}).get(metric)
+            ax.errorbar(g.compression_ratio, g[metric], yerr=g[err] if err else None, marker=marker, label=label,
+                        capsize=3 if err else 0)
+            if ax is axes[0]:
                 for _, r in g.iterrows():
                     ax.annotate(str(int(r.dim)), (r.compression_ratio, r[metric]), fontsize=7,
                                 textcoords="offset points", xytext=(3, 3))
-    for ax, ylabel in zip(axes, ("log-spectral distance (dB, lower is better)",
-                                 "spectral convergence (lower is better)")):
+    for ax, metric in zip(axes, metrics):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("compression ratio vs 16-bit PCM (x, log scale)")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabels.get(metric, metric))
         ax.grid(True, which="both", alpha=0.3)
         for r in (16, 32):
             ax.axvline(r, color="grey", lw=0.8, ls=":")

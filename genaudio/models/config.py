@@ -138,8 +138,9 @@ class ScoreConfig:
     Attributes
     ----------
     at_end : bool
-        Score the final model when training ends (needs the encoded store, for its decoder and
-        the held-out real clips).
+        ``genaudio train`` scores the final model when training ends
+        (:func:`genaudio.models.score.score_at_end`; needs the encoded store, for its decoder and
+        the held-out real clips). :func:`~genaudio.models.train.train` itself never scores.
     n_clips : int
         Generated clips judged, and real clips in each half of the held-out reference.
     seconds : float or None

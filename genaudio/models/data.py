@@ -250,3 +250,72 @@ def make_loader(ds: WindowSet, *, batch_size: int, seed: int, epoch: int, rank: 
     # batch_size=None: the sampler yields index lists and the dataset gathers them in one go.
     return torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0,
                                        pin_memory=pin_memory)
+
+
+def train_val_split(data: SequenceData, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation segment indices of ``data``, by file.
+
+    The encoder's own held-out files when the store records them (``data.splits``), so that no
+    validation recording was seen by the encoder or the model; else :func:`split_by_file` with
+    ``val_fraction`` and ``seed``.
+    """
+    if data.splits is not None:
+        is_test = np.asarray(data.splits).astype(str) == "test"
+        tr, va = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+        if len(tr) and len(va) and not set(data.file_ids[tr]) & set(data.file_ids[va]):
+            return tr, va
+    return split_by_file(data.file_ids, val_fraction=val_fraction, seed=seed)
+
+
+#: Real training windows kept (normalised, ``PRIME_FRAMES`` frames each) to start LSTM generation.
+N_PRIMES, PRIME_FRAMES = 64, 16
+
+
+@dataclasses.dataclass
+class TrainingWindows:
+    """What the training loop reads: windows of normalised codes, split by file.
+
+    Attributes
+    ----------
+    train, val : WindowSet
+    normalizer : Normalizer
+        Fitted on the training segments' frames only.
+    val_files : list of str
+        The held-out recordings (sorted), also the judge's real reference.
+    primes : Tensor (n, t0, dim)
+        Up to :data:`N_PRIMES` seeded training windows, their first ``t0 = min(16, window - 1)``
+        frames.
+    """
+
+    train: WindowSet
+    val: WindowSet
+    normalizer: Normalizer
+    val_files: list
+    primes: torch.Tensor
+
+
+def training_windows(data: SequenceData, *, window: int, hop: int, batch_size: int, val_fraction: float,
+                     seed: int) -> TrainingWindows:
+    """Split ``data`` by file (:func:`train_val_split`), fit the normaliser on the training
+    files, cut both sides into windows of ``window`` frames every ``hop`` frames.
+
+    Raises :class:`~genaudio.errors.ModelError` when either side has no full window, or the
+    training side has fewer windows than ``batch_size``.
+    """
+    train_idx, val_idx = train_val_split(data, val_fraction=val_fraction, seed=seed)
+    norm = Normalizer.fit([data.codes[i] for i in train_idx])
+    train = WindowSet([norm.apply(data.codes[i]) for i in train_idx], window=window, hop=hop)
+    try:
+        val = WindowSet([norm.apply(data.codes[i]) for i in val_idx], window=window, hop=hop)
+    except ModelError as e:
+        raise ModelError(f"validation files: {e}") from None
+    if len(train) < batch_size:
+        raise ModelError(
+            f"only {len(train)} training windows of {window} frames for batch_size {batch_size}; "
+            "lower batch_size or the window (lstm.context / gan.patch)"
+        )
+    # primes come from their own generator: the global RNG (initialisation, dropout) is untouched
+    g = torch.Generator().manual_seed(seed + 1)
+    pick = torch.randperm(len(train), generator=g)[:min(N_PRIMES, len(train))]
+    primes = train[pick.tolist()][:, :min(PRIME_FRAMES, window - 1)].clone()
+    return TrainingWindows(train, val, norm, sorted(set(data.file_ids[val_idx].tolist())), primes)

@@ -1,12 +1,14 @@
 """One model on several GPUs or nodes: Ray Train's ``TorchTrainer`` running the same training loop.
 
 Every worker runs :func:`genaudio.models.train.train` with a
-:class:`~genaudio.models.train.DistContext` (its rank, the world size, its device). Ray Train
-creates the torch process group (NCCL on GPUs, gloo on CPUs); the loop gives each rank an equal,
+:class:`~genaudio.models.parallel.DistContext` built from Ray Train's own context (rank, world
+size: ``ray.train.get_context()``; device: ``ray.train.torch.get_device()``). Ray Train creates
+the torch process group (NCCL on GPUs, gloo on CPUs); the loop gives each rank an equal,
 contiguous slice of every global batch and averages gradients across ranks with one all-reduce
-before each optimiser step, which is what DDP does, so for the same seed and global batch the
-result matches single-process training up to floating-point summation order (dropout and GAN noise
-are drawn per rank, so those models match in distribution rather than bit for bit).
+before each optimiser step, which is what DDP does (why not DDP itself:
+:mod:`genaudio.models.parallel`), so for the same seed and global batch the result matches
+single-process training up to floating-point summation order (dropout and GAN noise are drawn per
+rank, so those models match in distribution rather than bit for bit).
 
 Rank 0 writes the run folder (``config.yaml``, checkpoints, ``metrics.json``); on several nodes
 ``out_dir`` must be on storage every node sees.
@@ -16,14 +18,18 @@ Rank 0 writes the run folder (``config.yaml``, checkpoints, ``metrics.json``); o
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from genaudio.errors import GenaudioError, ModelError
 from genaudio.infra import connect_ray
 from genaudio.models.config import TrainConfig
 from genaudio.models.data import as_sequence_data
+from genaudio.models.parallel import DistContext
+from genaudio.models.run import TrainResult, read_result
+from genaudio.models.train import train
 
 
 def _worker(loop_config: dict) -> None:
@@ -31,9 +37,6 @@ def _worker(loop_config: dict) -> None:
     import ray
     import ray.train
     import ray.train.torch
-    import torch
-
-    from genaudio.models.train import DistContext, train
 
     ctx = ray.train.get_context()
     data = loop_config["data"]
@@ -50,7 +53,7 @@ def _worker(loop_config: dict) -> None:
 def train_distributed(config: TrainConfig, data: Any, *, out_dir: str | Path, workers: int,
                       gpus_per_worker: float = 0, cpus_per_worker: float = 1,
                       callback: Callable | None = None, resume_from: str | Path | None = None,
-                      verbose: bool = True):
+                      verbose: bool = True) -> TrainResult:
     """Data-parallel training of one model on ``workers`` Ray Train workers.
 
     Parameters
@@ -78,8 +81,6 @@ def train_distributed(config: TrainConfig, data: Any, *, out_dir: str | Path, wo
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from genaudio.models.train import TrainResult
 
     if workers < 1:
         raise ModelError(f"workers must be >= 1, got {workers}")
@@ -110,8 +111,4 @@ def train_distributed(config: TrainConfig, data: Any, *, out_dir: str | Path, wo
         if isinstance(cause, GenaudioError):
             raise type(cause)(str(cause)) from None
         raise ModelError(f"distributed training failed: {type(e).__name__}: {e}") from None
-    path = out_dir / "metrics.json"
-    if not path.is_file():
-        raise ModelError(f"distributed training ended without writing {path}")
-    m = json.loads(path.read_text())
-    return TrainResult(m["status"], m["message"], m["history"], m["final"], m.get("init", {}), str(out_dir))
+    return read_result(out_dir)

@@ -1,125 +1,23 @@
-"""Sampling trained models: codes, audio through the encoder, WAV files and spectrogram plots.
+"""Sampling trained models: audio through the encoder, WAV files and spectrogram plots.
+
+Restoring a model is :mod:`genaudio.models.run`'s (:func:`~genaudio.models.run.load_run`,
+:class:`~genaudio.models.run.TrainedModel`); this module only samples.
 
 >>> from genaudio.models import load_run, generate_clips
 >>> run = load_run("runs/lstm1")                 # checkpoints/last.pt (or which="best")
 >>> codes = run.generate_codes(n=4, frames=200, seed=0)      # (4, 200, dim), encoder units
->>> clips, sr = generate_clips(run, n=4, seconds=10, seed=0)  # list of (samples,) float32
+>>> clips, sr, codes = generate_clips(run, n=4, seconds=10, seed=0)  # list of (samples,) float32
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from genaudio.config import from_dict
 from genaudio.errors import EncoderError, ModelError
-from genaudio.models.config import TrainConfig
-from genaudio.models.data import Normalizer
-from genaudio.models.gan import generate_frames
-from genaudio.models.train import build_models, load_checkpoint, resolve_device
-
-
-@dataclasses.dataclass
-class TrainedModel:
-    """A model restored from a checkpoint, ready to sample.
-
-    Attributes
-    ----------
-    config : TrainConfig
-    models : dict of str -> nn.Module
-        ``{"lstm": ...}`` or ``{"g": ..., "d": ...}``, in eval mode on ``device``.
-    normalizer : Normalizer
-        Maps model units back to encoder codes.
-    dim : int
-    code_rate_hz : float
-    enc_dir : str or None
-        The encoded store the model was trained on (its ``encoder/`` decodes the codes).
-    primes : Tensor (n, t0, dim)
-        Real training windows (normalised) that start LSTM generation.
-    val_files : list of str
-        Held-out files (the scorer's real reference).
-    epoch : int
-    history : list of dict
-    path : str
-    device : torch.device
-    """
-
-    config: TrainConfig
-    models: dict
-    normalizer: Normalizer
-    dim: int
-    code_rate_hz: float
-    enc_dir: str | None
-    primes: torch.Tensor
-    val_files: list
-    epoch: int
-    history: list
-    path: str
-    device: torch.device
-
-    @torch.no_grad()
-    def generate_codes(self, *, n: int, frames: int, seed: int = 0, temperature: float | None = None) -> np.ndarray:
-        """``n`` sequences of ``frames`` code frames, in encoder units.
-
-        Returns
-        -------
-        ndarray (n, frames, dim) float32
-            LSTM: free-running continuations of ``n`` real primes (the primes themselves are not
-            included); GAN: generator output (consecutive patches for the conv family).
-        """
-        if n < 1 or frames < 1:
-            raise ModelError(f"need n >= 1 clips and frames >= 1, got n={n}, frames={frames}")
-        gen = torch.Generator().manual_seed(seed)
-        if self.config.model == "lstm":
-            idx = torch.randint(len(self.primes), (n,), generator=gen)
-            prime = self.primes[idx].to(self.device)
-            x = self.models["lstm"].generate(prime, frames, temperature=temperature, generator=gen)
-        else:
-            x = generate_frames(self.models["g"], n, frames, generator=gen, device=self.device)
-        x = x.float().cpu().numpy()
-        if not np.isfinite(x).all():
-            raise ModelError(f"{self.path}: the model generated NaN or infinite codes")
-        return self.normalizer.inverse(x)
-
-
-def load_run(run: str | Path | TrainedModel, *, which: str = "last", device: str = "cpu") -> TrainedModel:
-    """Restore a trained model from a run folder (``checkpoints/<which>.pt``) or a ``.pt`` file."""
-    if isinstance(run, TrainedModel):
-        return run
-    path = Path(run)
-    if path.is_dir() and (path / "checkpoints" / f"{which}.pt").is_file():
-        path = path / "checkpoints" / f"{which}.pt"
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt["config"])
-    dev = resolve_device(device)
-    models = build_models(cfg, int(ckpt["dim"]))
-    for k, m in models.items():
-        m.load_state_dict(ckpt["models"][k])
-        m.to(dev).eval()
-    return TrainedModel(cfg, models, Normalizer.from_state(ckpt["normalizer"]), int(ckpt["dim"]),
-                        float(ckpt["code_rate_hz"]), ckpt.get("enc_dir"), ckpt["primes"], list(ckpt["val_files"]),
-                        int(ckpt["epoch"]), list(ckpt["history"]), ckpt["path"], dev)
-
-
-def load_run_encoder(model: TrainedModel, encoder: Any = None):
-    """The encoder that decodes ``model``'s codes: given, a path, or the run's encoded store."""
-    from genaudio.encoders import load_encoder
-
-    if encoder is not None and not isinstance(encoder, (str, Path)):
-        enc = encoder
-    else:
-        path = encoder or model.enc_dir
-        if not path:
-            raise ModelError(f"{model.path}: the run does not name its encoded store; pass the encoder explicitly")
-        path = Path(path)
-        enc = load_encoder(path / "encoder" if (path / "encoder").is_dir() else path)
-    if enc.dim != model.dim:
-        raise ModelError(f"encoder has dim {enc.dim} but the model generates {model.dim}-dim codes")
-    return enc
+from genaudio.models.run import TrainedModel, load_run, load_run_encoder
 
 
 def generate_clips(run: str | Path | TrainedModel, *, n: int = 4, seconds: float = 10.0, seed: int = 0,

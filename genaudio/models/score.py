@@ -1,4 +1,4 @@
-"""Scoring trained models with the judge (:mod:`genaudio.quality`), and code-space diagnostics.
+"""Scoring trained models with the judge (:mod:`genaudio.quality`).
 
 - :func:`score_model`: the comparable quality of a trained model: ``n`` generated clips, decoded by
   the encoder, judged (KID in genaudio's feature space, with its standard error) against a real
@@ -6,12 +6,12 @@
   and the decoder's ceiling (the encoder's own reconstructions of real clips, judged the same way).
 - :func:`judge_generated` / :func:`decoder_ceiling`: the two judgements, for callers (the search)
   that hold a reference already.
-- :func:`frechet_distance` and :func:`code_stats`: a per-epoch learning signal in code space
-  (training diagnostics only: not comparable across encoders or model families).
+
+The per-epoch code-space diagnostic (``code_fd``) lives in :mod:`genaudio.models.metrics`.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -19,75 +19,9 @@ from typing import Any
 import numpy as np
 
 from genaudio.errors import ModelError
-
-
-def frechet_distance(x: np.ndarray, y: np.ndarray, *, eps: float = 1e-6) -> float:
-    """Frechet distance between Gaussians fitted to two samples.
-
-    Parameters
-    ----------
-    x : ndarray (n, d)
-    y : ndarray (m, d)
-        Samples (rows) of the same ``d`` features; ``n, m >= 2``.
-    eps : float
-        Added to the covariance diagonals in the ``d <= min(n, m)`` path (numerical safety);
-        with fewer samples than dimensions an exact low-rank formula is used instead.
-
-    Returns
-    -------
-    float
-        ``|mu_x - mu_y|^2 + Tr(C_x + C_y - 2 (C_x C_y)^{1/2})`` (>= 0; 0 for identical samples).
-    """
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ModelError(f"frechet_distance needs (n, d) and (m, d) arrays, got {x.shape} and {y.shape}")
-    if len(x) < 2 or len(y) < 2:
-        raise ModelError("frechet_distance needs at least 2 samples on each side")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return float("inf")
-    mu_x, mu_y = x.mean(0), y.mean(0)
-    n, m, d = len(x), len(y), x.shape[1]
-    if d > min(n, m):
-        # Few samples in many dimensions (the usual case: 32 clips x thousands of summary
-        # columns): with C_x = A^T A and C_y = B^T B, the non-zero eigenvalues of C_x C_y are the
-        # squared singular values of A B^T, so Tr((C_x C_y)^1/2) is its nuclear norm. Exact, and
-        # O(n m d) instead of O(d^3).
-        a = (x - mu_x) / math.sqrt(n - 1)
-        b = (y - mu_y) / math.sqrt(m - 1)
-        tr_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-        fd = float(((mu_x - mu_y) ** 2).sum() + (a ** 2).sum() + (b ** 2).sum() - 2 * tr_sqrt)
-        return max(fd, 0.0)
-    cx = np.atleast_2d(np.cov(x, rowvar=False)) + eps * np.eye(d)
-    cy = np.atleast_2d(np.cov(y, rowvar=False)) + eps * np.eye(d)
-    # Tr((Cx Cy)^1/2) = sum sqrt(eig(Cx^1/2 Cy Cx^1/2)): a symmetric PSD problem, so eigh is exact
-    # and stable where scipy.linalg.sqrtm of the non-symmetric product returns complex noise.
-    w, v = np.linalg.eigh(cx)
-    sx = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(sx @ cy @ sx), 0, None)).sum()
-    fd = float(((mu_x - mu_y) ** 2).sum() + np.trace(cx) + np.trace(cy) - 2 * tr_sqrt)
-    return max(fd, 0.0)
-
-
-def code_stats(codes: np.ndarray) -> np.ndarray:
-    """Per-clip summary of code sequences, the code-space analogue of the summary features.
-
-    Parameters
-    ----------
-    codes : ndarray (n, time, dim)
-
-    Returns
-    -------
-    ndarray (n, 3 * dim)
-        Per dimension: mean and std over time, and mean absolute frame-to-frame difference.
-    """
-    codes = np.asarray(codes, np.float64)
-    if codes.ndim != 3 or codes.shape[1] < 2:
-        raise ModelError(f"code_stats needs (n, time >= 2, dim) codes, got {codes.shape}")
-    d = np.abs(np.diff(codes, axis=1)).mean(1)
-    return np.concatenate([codes.mean(1), codes.std(1), d], axis=1)
-
-
+from genaudio.models.config import ScoreConfig
+from genaudio.models.generate import generate_clips
+from genaudio.models.run import TrainResult, is_model_run, load_run, load_run_encoder, record_final
 
 # ---------------------------------------------------------------------------------------------
 # The judge applied to models
@@ -123,13 +57,14 @@ def held_out_reference(ids, val_files, *, n: int, seconds: float, sample_rate: i
                        space=None, progress=None):
     """The judge's reference from held-out files of an encoded or features store.
 
-    Two halves of ``val_files`` (split by file); when fewer than 2 files are held out (a tiny
-    corpus), every file of the store is used instead, which the reference's ``files`` shows.
+    Two halves of ``val_files`` (split by file); when the held-out files cannot fill two halves
+    of ``n`` clips (a tiny corpus), every file of the store is used instead, which the
+    reference's ``files`` shows.
     """
-    from genaudio.quality import build_reference
+    from genaudio.quality import build_reference, split_halves
 
     windows = store_windows(ids, seconds=seconds, files=val_files)
-    if len({w.file_id for w in windows}) < 2:
+    if len({w.file_id for w in windows}) < 2 or min(map(len, split_halves(windows, n=n, seed=seed))) < n:
         windows = store_windows(ids, seconds=seconds)
     return build_reference(windows, n=n, seconds=seconds, sample_rate=sample_rate, seed=seed, space=space,
                            progress=progress)
@@ -137,8 +72,6 @@ def held_out_reference(ids, val_files, *, n: int, seconds: float, sample_rate: i
 
 def judge_generated(model, enc, reference, *, n: int, seed: int = 0):
     """Judge ``n`` clips generated by ``model`` and decoded by ``enc`` (a :class:`Judgement`)."""
-    from genaudio.models.generate import generate_clips
-
     clips, sr, _ = generate_clips(model, n=n, seconds=reference.seconds, seed=seed, encoder=enc)
     return reference.score(clips, sr)
 
@@ -179,7 +112,6 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
         ``val_loss``/``val_mse`` (LSTM, last epoch) when the run has them.
     """
     from genaudio.encoders.store import read_codes
-    from genaudio.models.generate import load_run, load_run_encoder
 
     t0 = time.perf_counter()
     model = load_run(run)
@@ -224,14 +156,33 @@ def describe(scored: dict) -> str:
     return "; ".join(parts) + f" ({scored['n_generated']} clips of {scored['seconds']:g} s)"
 
 
+def score_at_end(result: TrainResult, score: ScoreConfig, *, progress=None) -> TrainResult:
+    """Judge the final model of a finished training run, as ``genaudio train`` does at the end.
+
+    Scores (:func:`score_model` with ``score``'s ``n_clips``, ``seconds`` and ``seed``) when
+    ``score.at_end`` is set, the run ended ``ok`` or ``stopped`` after at least one epoch in a run
+    folder, and the run names its encoded store (whose encoder decodes and whose held-out files
+    are the reference). The score joins the final metrics, in the result and in ``metrics.json``;
+    a failure is recorded as ``score_error`` (the trained model is still usable).
+    """
+    if not (score.at_end and result.status in ("ok", "stopped") and result.run_dir and result.history):
+        return result
+    model = load_run(result.run_dir)
+    if not model.enc_dir:
+        return result
+    if progress:
+        progress("scoring: generating clips, decoding and computing features ...")
+    final = dict(result.metrics)
+    try:
+        final.update(score_model(model, n_clips=score.n_clips, seconds=score.seconds, seed=score.seed))
+    except Exception as e:  # the trained model is still usable; record why there is no score
+        final["score_error"] = f"{type(e).__name__}: {e}"
+    record_final(result.run_dir, final)
+    return dataclasses.replace(result, metrics=final)
+
+
 # ---------------------------------------------------------------------------------------------
 # Candidates of `genaudio score`: folders of clips or trained model runs
-
-
-def is_model_run(path: str | Path) -> bool:
-    """Whether ``path`` is a trained model (a run folder with checkpoints, or a ``.pt`` file)."""
-    p = Path(path)
-    return (p.is_dir() and (p / "checkpoints" / "last.pt").is_file()) or (p.is_file() and p.suffix == ".pt")
 
 
 def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: int, seed: int = 0) -> tuple[list, int]:
@@ -243,8 +194,6 @@ def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: in
     from genaudio.errors import GenaudioError, QualityError
 
     if is_model_run(path):
-        from genaudio.models.generate import generate_clips
-
         try:
             clips, sr, _ = generate_clips(path, n=n, seconds=seconds, seed=seed)
         except GenaudioError as e:

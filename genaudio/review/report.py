@@ -196,7 +196,7 @@ def _checkpoint_file(run: Run, row: pd.Series) -> Path | None:
 
 
 def _enc_dir(run: Run, ckpt: Path) -> Path | None:
-    from genaudio.models.train import load_checkpoint
+    from genaudio.models.run import load_checkpoint
 
     enc = load_checkpoint(ckpt).get("enc_dir")
     if not enc:

@@ -223,7 +223,7 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
     from ray import tune
 
     from genaudio.encoders import load_encoder
-    from genaudio.models.train import load_checkpoint, train
+    from genaudio.models import load_checkpoint, train
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     t0 = time.perf_counter()

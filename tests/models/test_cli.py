@@ -12,7 +12,7 @@ from genaudio.cli import main
 
 
 @pytest.mark.slow
-def test_train_then_generate(encoded_store, tmp_path):
+def test_train_then_generate(encoded_store, samples_dir, tmp_path):
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", str(encoded_store), "--model", "lstm", "--hidden", "16", "--layers", "1",
                                   "--context", "12", "--epochs", "2", "--batch-size", "8",
@@ -43,6 +43,12 @@ def test_train_then_generate(encoded_store, tmp_path):
         info = sf.info(out / f"clip_{i:02d}.wav")
         assert info.samplerate == 16000 and info.frames == 24000
         assert (out / f"clip_{i:02d}.png").stat().st_size > 10_000
+
+    # the judge takes the run itself as a candidate: clips generated on the fly, resampled
+    r = CliRunner().invoke(main, ["score", str(samples_dir), str(run), "--n", "5", "--seconds", "1.5", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    cand = json.loads(r.output[r.output.index("{"):])["candidates"][0]
+    assert cand["kind"] == "model" and cand["n"] == 5 and np.isfinite(cand["score"]) and cand["score_se"] > 0
 
 
 def test_bad_input_is_one_line(tmp_path):

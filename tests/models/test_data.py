@@ -6,8 +6,7 @@ import pytest
 
 from genaudio.errors import ModelError
 from genaudio.models.data import SequenceData, WindowSet, as_sequence_data, make_loader, split_by_file
-from genaudio.models.train import _split
-from genaudio.models.config import TrainConfig
+from genaudio.models.data import train_val_split
 
 
 def test_split_is_by_file_never_by_segment():
@@ -30,7 +29,7 @@ def test_split_needs_two_files():
 def test_encoder_split_is_used_when_recorded(periodic):
     splits = np.where(np.isin(periodic.file_ids, ["file2", "file4"]), "test", "train")
     data = SequenceData(periodic.codes, periodic.file_ids, 20.0, splits=splits)
-    tr, va = _split(data, TrainConfig())
+    tr, va = train_val_split(data, val_fraction=0.2, seed=0)
     assert set(data.file_ids[va]) == {"file2", "file4"}
     assert set(data.file_ids[tr]).isdisjoint({"file2", "file4"})
 

@@ -1,11 +1,11 @@
-"""The comparable score's statistics against hand-computed cases."""
+"""Code-space metrics (frechet_distance, code_stats) against hand-computed cases."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.linalg
 
-from genaudio.models.score import code_stats, frechet_distance
+from genaudio.models.metrics import code_stats, frechet_distance
 
 
 def _reference_fd(x, y):

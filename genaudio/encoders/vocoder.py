@@ -1,0 +1,550 @@
+"""A learned decoder: a Vocos-style vocoder from spectral-core frames (dB) to a waveform (torch).
+
+One vocoder serves every encoder on the same spectral core and analysis: PCA, autoencoder and mel
+codes decode to core frames (``log_mel`` or ``log_stft`` in dB, as the features store holds them)
+and the vocoder turns frames into audio, in place of Griffin-Lim's phase search.
+
+Architecture (Siuzdak, "Vocos", 2023), channels = core bins, convolution along time::
+
+    frames (dB) -> (x - mean) / scale -> Conv1d(n_in, C, 7) - LayerNorm
+                -> L x ConvNeXt-1D block [depthwise Conv1d(C, C, 7) - LayerNorm - Linear(C, 3C)
+                                          - GELU - Linear(3C, C) - layer scale, + residual]
+                -> LayerNorm - Linear(C, n_fft + 2)
+                -> magnitude exp(m) (clipped), phase p: S = |S| (cos p + i sin p) -> iSTFT
+
+The iSTFT uses the core's own ``n_fft``/``hop_length`` (Hann, centred), so one input frame is one
+output frame and the vocoder runs at the frame rate: it decodes far faster than real time on a CPU.
+
+Training (:func:`train_vocoder`): random crops of ``crop_frames`` frames and the matching audio;
+loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128, 1024/256,
+2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms. Input
+frames get Gaussian noise of ``input_noise_db`` dB so the vocoder tolerates the slightly wrong
+frames that decoded codes are. ``adversarial=True`` adds a multi-resolution spectrogram
+discriminator (hinge loss + feature matching), worth its cost on a GPU only. Seeded (one
+``torch.Generator`` draws every crop and noise), checkpointed every epoch (model, optimiser,
+scheduler, generator state, history and :class:`VocoderConfig`, loaded with
+``weights_only=True``) and resumed exactly from the checkpoint.
+
+Saved as a folder: ``config.json`` (format tag, :class:`VocoderConfig`, training history) and
+``weights.pt`` (a plain state dict, loaded with ``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genaudio.config import ConfigError, from_dict, to_dict
+from genaudio.devices import resolve_device
+from genaudio.encoders import framing
+from genaudio.errors import EncoderError
+
+FORMAT = "genaudio-vocoder"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+LOSS_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+#: magnitude ceiling of the head (|STFT| of a full-scale sine at n_fft 2048 is ~512)
+MAX_MAGNITUDE = 1e3
+#: decoded dB frames are clipped to this range, as Griffin-Lim's input is (a model may emit anything)
+DB_RANGE = (10 * math.log10(framing.AMIN), 60.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class VocoderConfig:
+    """What a vocoder is and how it trains.
+
+    Attributes
+    ----------
+    core : {"log_mel", "log_stft"}
+        The spectral core it decodes; ``sample_rate``, ``n_fft``, ``hop_length``, ``n_mels`` are its
+        analysis (Hz, samples, samples, bands) and must match the encoder's.
+    channels, intermediate, layers, kernel : int
+        ConvNeXt width, hidden width of its pointwise MLP, number of blocks, depthwise kernel size.
+        The default (128, 384, 6, 7) has 0.85 M parameters (log_mel 128); Vocos's published size is
+        (512, 1536, 8, 7), 13.5 M.
+    epochs, steps_per_epoch, batch_size, crop_frames : int
+        Training length: ``epochs * steps_per_epoch`` optimiser steps on batches of
+        ``batch_size`` random crops of ``crop_frames`` frames (64 frames = 0.74 s at hop 256, 22.05 kHz).
+    learning_rate : float
+        Peak AdamW learning rate (one-cycle schedule).
+    input_noise_db : float
+        Standard deviation (dB) of the Gaussian noise added to training input frames.
+    mel_weight : float
+        Weight of the log-mel L1 term against the multi-resolution STFT term.
+    adversarial : bool
+        Add a multi-resolution spectrogram discriminator (GPUs; slow on a CPU).
+    adversarial_weight : float
+        Weight of the generator's adversarial + feature-matching terms.
+    seed : int
+        Seeds the initial weights, the crops and the input noise.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+    """
+
+    core: str = "log_mel"
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 128
+    channels: int = 128
+    intermediate: int = 384
+    layers: int = 6
+    kernel: int = 7
+    epochs: int = 12
+    steps_per_epoch: int = 50
+    batch_size: int = 16
+    crop_frames: int = 64
+    learning_rate: float = 1e-3
+    input_noise_db: float = 1.0
+    mel_weight: float = 1.0
+    adversarial: bool = False
+    adversarial_weight: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.core not in framing.CORE_FEATURES:
+            raise ConfigError(f"a vocoder decodes a spectral core ({', '.join(framing.CORE_FEATURES)}), "
+                              f"not {self.core!r}")
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "channels", "intermediate", "layers",
+                     "epochs", "steps_per_epoch", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"vocoder {name} must be positive, got {getattr(self, name)}")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"vocoder kernel must be odd and positive, got {self.kernel}")
+        if self.crop_frames < 4:
+            raise ConfigError(f"vocoder crop_frames must be >= 4, got {self.crop_frames}")
+        if self.hop_length > self.n_fft:
+            raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.learning_rate <= 0 or self.input_noise_db < 0 or self.mel_weight < 0 or self.adversarial_weight < 0:
+            raise ConfigError("vocoder learning_rate must be positive; input_noise_db, mel_weight and "
+                              "adversarial_weight non-negative")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    @property
+    def input_dims(self) -> int:
+        """Rows of an input frame matrix (mel bands or STFT bins)."""
+        return framing.core_dims(self.core, n_fft=self.n_fft, n_mels=self.n_mels)
+
+    def analysis(self) -> dict:
+        """The fields that must match an encoder's for this vocoder to decode its frames."""
+        return {k: getattr(self, k) for k in ("core", "sample_rate", "n_fft", "hop_length", "n_mels")
+                if k != "n_mels" or self.core == "log_mel"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int, intermediate: int, kernel: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1 = nn.Linear(dim, intermediate)
+        self.pw2 = nn.Linear(intermediate, dim)
+        self.gamma = nn.Parameter(layer_scale * torch.ones(dim))
+
+    def forward(self, x):  # (B, C, T)
+        h = self.dwconv(x).transpose(1, 2)
+        h = self.pw2(F.gelu(self.pw1(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+class VocoderNet(nn.Module):
+    """Frames (B, n_in, T) in dB -> waveform (B, samples); see the module docstring."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        self.n_fft, self.hop = cfg.n_fft, cfg.hop_length
+        n_in = cfg.input_dims
+        # input standardisation, fitted on the training frames and saved with the weights
+        self.register_buffer("in_mean", torch.zeros(n_in))
+        self.register_buffer("in_scale", torch.ones(()))
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self.embed = nn.Conv1d(n_in, cfg.channels, cfg.kernel, padding=cfg.kernel // 2)
+        self.norm = nn.LayerNorm(cfg.channels, eps=1e-6)
+        self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.intermediate, cfg.kernel, 1.0 / cfg.layers)
+                                    for _ in range(cfg.layers))
+        self.final_norm = nn.LayerNorm(cfg.channels, eps=1e-6)
+        self.head = nn.Linear(cfg.channels, cfg.n_fft + 2)
+
+    def spectrum(self, frames: torch.Tensor) -> torch.Tensor:
+        """Complex STFT (B, 1 + n_fft // 2, T) predicted from dB frames (B, n_in, T)."""
+        x = (frames - self.in_mean[:, None]) / self.in_scale
+        x = self.norm(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+        log_mag, phase = x.chunk(2, dim=1)
+        mag = torch.clip(torch.exp(log_mag), max=MAX_MAGNITUDE)
+        return torch.polar(mag, phase)
+
+    def forward(self, frames: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        spec = self.spectrum(frames)
+        n = length if length is not None else self.hop * (frames.shape[-1] - 1)
+        return torch.istft(spec, self.n_fft, hop_length=self.hop, window=self.window, center=True, length=n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+
+
+class SpectralLoss(nn.Module):
+    """Multi-resolution STFT loss + ``mel_weight`` x log-mel L1 between waveforms (B, samples)."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        import librosa
+
+        self.mel_weight = cfg.mel_weight
+        for n_fft, _ in LOSS_RESOLUTIONS:
+            self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft), persistent=False)
+        mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=1024, n_mels=80)
+        self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
+
+    def _mag(self, y, n_fft, hop):
+        s = torch.stft(y, n_fft, hop_length=hop, window=getattr(self, f"win{n_fft}"), center=True,
+                       return_complex=True)
+        return torch.sqrt(s.real ** 2 + s.imag ** 2 + 1e-9)
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        mr = y_hat.new_zeros(())
+        for n_fft, hop in LOSS_RESOLUTIONS:
+            S, S_hat = self._mag(y, n_fft, hop), self._mag(y_hat, n_fft, hop)
+            sc = torch.linalg.norm(S - S_hat) / torch.linalg.norm(S).clamp_min(1e-7)
+            mr = mr + sc + F.l1_loss(torch.log(S_hat), torch.log(S))
+        mr = mr / len(LOSS_RESOLUTIONS)
+        M, M_hat = self._mag(y, 1024, 256), self._mag(y_hat, 1024, 256)
+        mel = F.l1_loss(torch.log(torch.clamp(self.mel_fb @ M_hat, min=1e-5)),
+                        torch.log(torch.clamp(self.mel_fb @ M, min=1e-5)))
+        return mr + self.mel_weight * mel, {"mrstft": float(mr.detach()), "mel_l1": float(mel.detach())}
+
+
+class SpectrogramDiscriminator(nn.Module):
+    """Multi-resolution discriminator on log-magnitude spectrograms (UnivNet/Vocos MRD, small)."""
+
+    def __init__(self, resolutions=LOSS_RESOLUTIONS, channels: int = 32):
+        super().__init__()
+        self.resolutions = resolutions
+        for n_fft, _ in resolutions:
+            self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft), persistent=False)
+        self.nets = nn.ModuleList(nn.ModuleList([
+            nn.Conv2d(1, channels, (3, 9), padding=(1, 4)),
+            nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(channels, channels, (3, 3), padding=(1, 1)),
+            nn.Conv2d(channels, 1, (3, 3), padding=(1, 1))]) for _ in resolutions)
+
+    def forward(self, y: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per resolution: the feature maps of every layer, the last one being the logits."""
+        outs = []
+        for (n_fft, hop), convs in zip(self.resolutions, self.nets):
+            s = torch.stft(y, n_fft, hop_length=hop, window=getattr(self, f"win{n_fft}"), center=True,
+                           return_complex=True)
+            x = torch.log(s.abs().clamp_min(1e-5))[:, None].transpose(2, 3)  # (B, 1, T, F)
+            feats = []
+            for i, conv in enumerate(convs):
+                x = conv(x)
+                if i < len(convs) - 1:
+                    x = F.leaky_relu(x, 0.1)
+                feats.append(x)
+            outs.append(feats)
+        return outs
+
+
+def _adversarial_terms(disc: SpectrogramDiscriminator, y_hat: torch.Tensor, y: torch.Tensor):
+    """Generator hinge loss + feature matching (the discriminator's real features are targets)."""
+    real, fake = disc(y), disc(y_hat)
+    adv = sum(torch.mean(F.relu(1 - f[-1])) for f in fake) / len(fake)
+    fm = sum(F.l1_loss(a, b.detach()) for fr, rr in zip(fake, real) for a, b in zip(fr[:-1], rr[:-1]))
+    return adv + fm / len(fake)
+
+
+def _discriminator_loss(disc: SpectrogramDiscriminator, y_hat: torch.Tensor, y: torch.Tensor):
+    real, fake = disc(y), disc(y_hat.detach())
+    return sum(torch.mean(F.relu(1 - r[-1])) + torch.mean(F.relu(1 + f[-1])) for r, f in zip(real, fake)) / len(real)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoder object
+
+
+class LearnedDecoder:
+    """A trained vocoder: renders core frames (dB) to audio. Build with :func:`train_vocoder` or
+    :meth:`load`; an encoder holding one uses it in ``to_audio`` (see ``Encoder.decoder``)."""
+
+    name = "learned"
+
+    def __init__(self, config: VocoderConfig, net: VocoderNet, history: list[dict] | None = None,
+                 training: dict | None = None):
+        self.config = config
+        self.net = net.eval()
+        self.history = list(history or [])
+        self.training = dict(training or {})
+
+    def __repr__(self) -> str:
+        return (f"<LearnedDecoder {self.config.core} {self.n_parameters / 1e6:.2f}M params "
+                f"{len(self.history)} epochs>")
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def check_analysis(self, config) -> None:
+        """Raise :class:`EncoderError` unless encoder config ``config`` has this vocoder's analysis."""
+        mine = self.config.analysis()
+        theirs = {k: getattr(config, k) for k in mine}
+        if mine != theirs:
+            diff = ", ".join(f"{k}: vocoder {mine[k]} vs encoder {theirs[k]}" for k in mine if mine[k] != theirs[k])
+            raise EncoderError(f"this vocoder was trained on other frames than the encoder's ({diff})")
+
+    @torch.no_grad()
+    def render(self, frames: np.ndarray, *, length: int | None = None) -> np.ndarray:
+        """Waveform ``(samples,)`` float32 of core frames ``(input_dims, time)`` in dB.
+
+        ``length`` defaults to ``hop_length * (time - 1)`` samples (as Griffin-Lim's).
+        """
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 2 or frames.shape[0] != self.config.input_dims:
+            raise EncoderError(f"frames have shape {frames.shape}, expected ({self.config.input_dims}, time)")
+        frames = np.clip(np.nan_to_num(frames, nan=DB_RANGE[0]), *DB_RANGE)
+        p = next(self.net.parameters())
+        x = torch.from_numpy(np.ascontiguousarray(frames))[None].to(p.device, p.dtype)
+        y = self.net(x, length)[0]
+        return np.nan_to_num(y.float().cpu().numpy()).astype(np.float32)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``weights.pt`` into ``folder`` (created)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, folder / WEIGHTS_FILE)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": to_dict(self.config),
+                "n_parameters": self.n_parameters, "history": self.history, "training": self.training}
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "LearnedDecoder":
+        """Load a saved vocoder (no unpickling). :class:`EncoderError` if missing or corrupt."""
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / CONFIG_FILE).read_text())
+        except FileNotFoundError:
+            raise EncoderError(f"{folder} holds no vocoder ({CONFIG_FILE} is missing)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise EncoderError(f"{folder / CONFIG_FILE} is corrupt: {e}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise EncoderError(f"{folder} is not a genaudio vocoder (no format: {FORMAT!r})")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise EncoderError(f"{folder}: vocoder format version {meta.get('format_version')} is not supported")
+        try:
+            cfg = from_dict(VocoderConfig, meta["config"])
+        except (ConfigError, KeyError) as e:
+            raise EncoderError(f"{folder}: invalid vocoder config: {e}") from None
+        try:
+            state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+            net = VocoderNet(cfg)
+            net.load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - missing, corrupt or mismatched weights
+            raise EncoderError(f"{folder}: {WEIGHTS_FILE} cannot be loaded ({type(e).__name__}: {e})") from None
+        return cls(cfg, net, meta.get("history"), meta.get("training"))
+
+
+def load_decoder(path: str | os.PathLike) -> LearnedDecoder:
+    """The learned decoder in ``path``: a vocoder folder, a saved encoder folder (its ``decoder/``)
+    or an encoded store (``encoder/decoder/``), so one trained vocoder can serve other encoders."""
+    path = Path(path)
+    for folder in (path, path / "decoder", path / "encoder" / "decoder"):
+        if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+            return LearnedDecoder.load(folder)
+    raise EncoderError(f"{path} holds no learned decoder (no vocoder, encoder/decoder or encoder folder with one)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _pairs(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], cfg: VocoderConfig):
+    """Aligned (frames, audio) tensors; every clip edge-padded to at least one crop."""
+    if len(waves) != len(frames) or not waves:
+        raise EncoderError(f"a vocoder trains on pairs of waveforms and frames (got {len(waves)} and {len(frames)})")
+    hop, n_in = cfg.hop_length, cfg.input_dims
+    out = []
+    for y, f in zip(waves, frames):
+        f = np.asarray(f, np.float32)
+        if f.ndim != 2 or f.shape[0] != n_in:
+            raise EncoderError(f"training frames have shape {f.shape}, expected ({n_in}, time)")
+        f = framing.fit_length(np.clip(f, *DB_RANGE), max(f.shape[1], cfg.crop_frames))
+        y = np.asarray(y, np.float32)
+        y = np.pad(y[:f.shape[1] * hop], (0, max(0, f.shape[1] * hop - len(y))))
+        out.append((torch.from_numpy(f), torch.from_numpy(y)))
+    return out
+
+
+def _batch(pairs, cfg: VocoderConfig, gen: torch.Generator):
+    F_, hop = cfg.crop_frames, cfg.hop_length
+    xs, ys = [], []
+    for i in torch.randint(len(pairs), (cfg.batch_size,), generator=gen).tolist():
+        f, y = pairs[i]
+        s = int(torch.randint(f.shape[1] - F_ + 1, (1,), generator=gen))
+        xs.append(f[:, s:s + F_])
+        ys.append(y[s * hop:(s + F_) * hop])
+    x = torch.stack(xs)
+    if cfg.input_noise_db > 0:
+        x = x + cfg.input_noise_db * torch.randn(x.shape, generator=gen)
+    return x, torch.stack(ys)
+
+
+def _config_key(cfg: VocoderConfig) -> dict:
+    # everything but the length of training and the device may not change across a resume
+    return {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "device")}
+
+
+def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], config: VocoderConfig, *,
+                  checkpoint: str | os.PathLike | None = None, progress: bool = False,
+                  log=None) -> LearnedDecoder:
+    """Train a vocoder on waveforms and their core frames.
+
+    Parameters
+    ----------
+    waves : sequence of np.ndarray, each (samples,)
+        Training audio at ``config.sample_rate``.
+    frames : sequence of np.ndarray, each (input_dims, 1 + samples // hop_length)
+        The matching core frames in dB (what :func:`genaudio.encoders.framing.compute_parts` gives).
+    config : VocoderConfig
+    checkpoint : path, optional
+        Saved after every epoch and resumed from when it exists (same config but ``epochs`` and
+        ``device``; a longer ``epochs`` continues training). The resumed run is bit-identical to
+        an uninterrupted one on the same device.
+    progress : bool
+        A tqdm bar over optimiser steps with the last epoch's metrics.
+    log : callable, optional
+        Called with one line per epoch (``epoch 3/30 loss 1.234 mrstft ... mel_l1 ...``).
+
+    Returns
+    -------
+    LearnedDecoder
+        With ``history`` (per-epoch ``loss``, ``mrstft``, ``mel_l1``, ``seconds``) and ``training``
+        (steps, seconds, audio seconds, device).
+    """
+    cfg = config
+    device = resolve_device(cfg.device)
+    pairs = _pairs(waves, frames, cfg)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = VocoderNet(cfg)
+    allf = torch.cat([f for f, _ in pairs], dim=1).double()
+    net.in_mean.copy_(allf.mean(dim=1).float())
+    net.in_scale.fill_(float(torch.sqrt(((allf - allf.mean(dim=1, keepdim=True)) ** 2).mean())) or 1.0)
+    net.to(device)
+    loss_fn = SpectralLoss(cfg).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99), weight_decay=1e-4)
+    total = cfg.epochs * cfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=total, pct_start=0.05)
+    disc = opt_d = None
+    if cfg.adversarial:
+        disc = SpectrogramDiscriminator().to(device)
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99))
+    start, history, spent = 0, [], 0.0
+    ck = Path(checkpoint) if checkpoint else None
+    if ck is not None and ck.is_file():
+        start, history, spent = _resume(ck, cfg, net, opt, sched, gen, disc, opt_d, device)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, initial=start * cfg.steps_per_epoch, desc=f"train vocoder ({cfg.core})",
+                   unit="step")
+    net.train()
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0}
+        for _ in range(cfg.steps_per_epoch):
+            x, y = _batch(pairs, cfg, gen)
+            x, y = x.to(device), y.to(device)
+            y_hat = net(x, y.shape[-1])
+            loss, parts = loss_fn(y_hat, y)
+            if disc is not None:
+                opt_d.zero_grad(set_to_none=True)
+                _discriminator_loss(disc, y_hat, y).backward()
+                opt_d.step()
+                loss = loss + cfg.adversarial_weight * _adversarial_terms(disc, y_hat, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            sums["loss"] += float(loss.detach())
+            for k, v in parts.items():
+                sums[k] += v
+            if bar is not None:
+                bar.update(1)
+        dt = time.perf_counter() - t0
+        spent += dt
+        history.append({"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
+                        "seconds": dt})
+        if ck is not None:  # saved before anything is reported: an interruption loses no epoch
+            _save_checkpoint(ck, cfg, net, opt, sched, gen, disc, opt_d, epoch + 1, history, spent)
+        if bar is not None:
+            bar.set_postfix({k: f"{history[-1][k]:.3f}" for k in ("loss", "mrstft", "mel_l1")})
+        if log is not None:
+            log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k} {history[-1][k]:.4f}"
+                                                              for k in ("loss", "mrstft", "mel_l1")))
+    if bar is not None:
+        bar.close()
+    net.eval().to("cpu")
+    training = {"steps": total, "seconds": spent, "audio_seconds": sum(len(y) for _, y in pairs) / cfg.sample_rate,
+                "device": str(device), "clips": len(pairs)}
+    return LearnedDecoder(cfg, net, history, training)
+
+
+def _save_checkpoint(ck: Path, cfg, net, opt, sched, gen, disc, opt_d, epoch, history, spent) -> None:
+    ck.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ck.with_name(ck.name + ".tmp")
+    state = {"config": to_dict(cfg), "model": net.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "epoch": epoch, "history": history, "seconds": spent}
+    if disc is not None:
+        state["discriminator"], state["optimizer_d"] = disc.state_dict(), opt_d.state_dict()
+    torch.save(state, tmp)
+    os.replace(tmp, ck)
+
+
+def _resume(ck: Path, cfg, net, opt, sched, gen, disc, opt_d, device):
+    try:
+        state = torch.load(ck, map_location=device, weights_only=True)
+        saved = from_dict(VocoderConfig, state["config"])
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
+        raise EncoderError(f"vocoder checkpoint {ck} is unreadable ({type(e).__name__}: {e}); delete it to "
+                           "start over") from None
+    if _config_key(saved) != _config_key(cfg):
+        diff = sorted(k for k, v in _config_key(cfg).items() if _config_key(saved).get(k) != v)
+        raise EncoderError(f"vocoder checkpoint {ck} belongs to another configuration (differs in "
+                           f"{', '.join(diff)}); delete it or choose another path")
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if saved.epochs == cfg.epochs:
+        sched.load_state_dict(state["scheduler"])
+    else:  # a longer run: the one-cycle schedule is rebuilt for the new length, at the same step
+        with warnings.catch_warnings():  # stepping a scheduler without an optimiser step warns
+            warnings.simplefilter("ignore")
+            for _ in range(int(state["epoch"]) * cfg.steps_per_epoch):
+                sched.step()
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if disc is not None and "discriminator" in state:
+        disc.load_state_dict(state["discriminator"])
+        opt_d.load_state_dict(state["optimizer_d"])
+    return int(state["epoch"]), list(state["history"]), float(state.get("seconds", 0.0))

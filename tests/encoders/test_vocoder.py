@@ -1,0 +1,186 @@
+"""The learned decoder (vocoder): trains, renders, saves/loads without pickle, resumes exactly, and
+gives way to Griffin-Lim when there is none; `genaudio encode --decoder-from/--decoder learned`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from genaudio.audio import load
+from genaudio.cli import main
+from genaudio.config import AudioConfig
+from genaudio.encoders import load_encoder, make_encoder
+from genaudio.encoders.framing import GriffinLimDecoder, core_to_audio
+from genaudio.encoders.vocoder import LearnedDecoder, VocoderNet, load_decoder, train_vocoder
+from genaudio.errors import EncoderError
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SR = 22050
+# a vocoder small enough to train in a second or two on a CPU
+TINY = dict(channels=32, intermediate=64, layers=2, epochs=4, steps_per_epoch=4, batch_size=4, crop_frames=16,
+            learning_rate=3e-3, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a loaded 2-core machine two threads spin and run ~20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    """Two real sample clips, 3 s each at 22.05 kHz."""
+    paths = [SAMPLES / "piano" / "piano_melody_c.wav", SAMPLES / "strings" / "strings_pad_am.ogg"]
+    return [load(p, config=AudioConfig(sample_rate=SR), offset=1.0, duration=3.0)[0] for p in paths]
+
+
+@pytest.fixture(scope="module")
+def encoder(clips):
+    enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    return enc.fit_decoder(clips, config=enc.vocoder_config(**TINY))
+
+
+def test_a_tiny_vocoder_learns_and_is_the_encoders_decoder(encoder, clips):
+    dec = encoder.learned_decoder
+    assert encoder.decoder is dec and encoder.decoder_name == "learned"
+    hist = dec.history
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert {"loss", "mrstft", "mel_l1", "seconds"} <= set(hist[0])
+    assert dec.training["steps"] == 16 and dec.training["audio_seconds"] == pytest.approx(6.0, abs=0.1)
+    y = clips[0]
+    y_hat = encoder.reconstruct(y)
+    assert y_hat.shape == y.shape and y_hat.dtype == np.float32 and np.all(np.isfinite(y_hat))
+    assert np.abs(y_hat).max() > 1e-4
+    # decoded codes and arbitrary (even absurd) frames render: the input is clipped to a sane dB range
+    frames = np.full((encoder.input_dims, 20), 500.0, np.float32)
+    assert np.all(np.isfinite(encoder.to_audio(frames=frames)))
+    assert len(encoder.to_audio(encoder.encode(y), length=1000)) == 1000
+
+
+def test_saved_with_the_encoder_and_loaded_without_pickle(tmp_path, encoder, clips):
+    encoder.save(tmp_path / "enc")
+    assert (tmp_path / "enc" / "decoder" / "weights.pt").is_file()
+    assert json.loads((tmp_path / "enc" / "config.json").read_text())["decoder"] == "learned"
+    state = torch.load(tmp_path / "enc" / "decoder" / "weights.pt", weights_only=True)
+    assert "in_mean" in state and "head.weight" in state
+    back = load_encoder(tmp_path / "enc")
+    assert back.decoder_name == "learned" and back.learned_decoder.config == encoder.learned_decoder.config
+    assert back.learned_decoder.history == encoder.learned_decoder.history
+    np.testing.assert_array_equal(back.reconstruct(clips[1]), encoder.reconstruct(clips[1]))
+    # the vocoder alone is reusable from the encoder folder
+    assert load_decoder(tmp_path / "enc").config == encoder.learned_decoder.config
+    # damaged weights are one clear error, never an unpickling
+    (tmp_path / "enc" / "decoder" / "weights.pt").write_bytes(b"not a torch file")
+    with pytest.raises(EncoderError, match="weights.pt cannot be loaded"):
+        load_encoder(tmp_path / "enc")
+    with pytest.raises(EncoderError, match="holds no learned decoder"):
+        load_decoder(tmp_path)
+
+
+def test_checkpoint_resumes_an_interrupted_training_exactly(tmp_path, encoder, clips):
+    cfg = encoder.vocoder_config(**TINY)
+    frames = [encoder.input_frames(y)[:encoder.core_dims] for y in clips]
+    full = train_vocoder(clips, frames, cfg)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_two(line):
+        if line.startswith("epoch 2/"):
+            raise Interrupted
+
+    ck = tmp_path / "voc.pt"
+    with pytest.raises(Interrupted):
+        train_vocoder(clips, frames, cfg, checkpoint=ck, log=stop_after_two)
+    assert torch.load(ck, weights_only=True)["epoch"] == 2
+    resumed = train_vocoder(clips, frames, cfg, checkpoint=ck)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    for k, v in full.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+    with pytest.raises(EncoderError, match="another configuration.*channels"):
+        train_vocoder(clips, frames, encoder.vocoder_config(**{**TINY, "channels": 16}), checkpoint=ck)
+
+
+def test_griffin_lim_is_the_option_and_the_fallback(encoder, clips):
+    plain = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    assert plain.learned_decoder is None and plain.decoder_name == "griffinlim"
+    assert isinstance(plain.decoder, GriffinLimDecoder)
+    codes = plain.encode(clips[0])
+    frames = plain.decode(codes)[:plain.core_dims]
+    c = plain.config
+    expected = core_to_audio(frames, sr=c.sample_rate, core=c.core, n_fft=c.n_fft, hop_length=c.hop_length,
+                             n_iter=c.griffin_lim_iters, seed=c.seed)
+    np.testing.assert_array_equal(plain.to_audio(codes), expected)
+    # one vocoder serves any encoder on the same core and analysis; None goes back to Griffin-Lim
+    plain.set_decoder(encoder.learned_decoder)
+    assert plain.decoder_name == "learned"
+    plain.set_decoder(None)
+    np.testing.assert_array_equal(plain.to_audio(codes), expected)
+    other = make_encoder("pca", dim=8, n_mels=40, device="cpu").fit(clips)
+    with pytest.raises(EncoderError, match="n_mels: vocoder 64 vs encoder 40"):
+        other.set_decoder(encoder.learned_decoder)
+    mulaw = make_encoder("mulaw", dim=256).fit(clips)
+    assert mulaw.decoder_name == "mulaw" and not mulaw.can_learn_decoder
+    with pytest.raises(EncoderError, match="no learned decoder"):
+        mulaw.fit_decoder(clips)
+    no_core = make_encoder("pca", dim=4, core="none", groups=("mfcc",)).fit(clips)
+    assert no_core.decoder_name == "none"
+    with pytest.raises(EncoderError, match="nothing to vocode"):
+        no_core.fit_decoder(clips)
+
+
+def test_encode_cli_reuses_or_trains_a_learned_decoder(tmp_path, features_store, encoder):
+    voc = encoder.learned_decoder.save(tmp_path / "voc")
+    out = tmp_path / "enc"
+    r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--holdout", "0.34",
+                                  "--wav-pairs", "1", "--decoder-from", str(voc), "--out", str(out), "-q"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.splitlines()[0])["decoder"] == "learned"
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["decoder"] == "learned" and (out / "encoder" / "decoder" / "weights.pt").is_file()
+    assert load_encoder(out).decoder_name == "learned"
+    # a vocoder of another analysis is refused with one line
+    bad = make_encoder("pca", dim=8, n_mels=40, device="cpu")
+    cfg40 = bad.vocoder_config(**TINY)
+    LearnedDecoder(cfg40, VocoderNet(cfg40)).save(tmp_path / "voc40")
+    r = CliRunner().invoke(main, ["encode", str(features_store), "--decoder-from", str(tmp_path / "voc40"),
+                                  "--out", str(tmp_path / "enc2"), "-q"])
+    assert r.exit_code != 0 and "error:" in r.output and "n_mels" in r.output and "Traceback" not in r.output
+    # --decoder griffinlim (the default) writes no vocoder
+    r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder", "griffinlim",
+                                  "--wav-pairs", "0", "--out", str(tmp_path / "enc3"), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "enc3" / "manifest.json").read_text())["decoder"] == "griffinlim"
+    assert not (tmp_path / "enc3" / "encoder" / "decoder").exists()
+
+
+@pytest.mark.slow
+def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
+    out = tmp_path / "enc"
+    r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder", "learned",
+                                  "--decoder-epochs", "1", "--device", "cpu", "--wav-pairs", "1", "--out", str(out),
+                                  "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["decoder"] == "learned" and len(metrics["decoder_history"]) == 1
+    assert not (out / "decoder_checkpoint.pt").exists()
+    enc = load_encoder(out)
+    assert enc.decoder_name == "learned" and enc.learned_decoder.config.epochs == 1
+
+
+def test_the_adversarial_option_trains_and_checkpoints_its_discriminator(tmp_path, encoder, clips):
+    cfg = encoder.vocoder_config(**{**TINY, "epochs": 1, "steps_per_epoch": 2, "adversarial": True})
+    frames = [encoder.input_frames(y)[:encoder.core_dims] for y in clips]
+    dec = train_vocoder(clips, frames, cfg, checkpoint=tmp_path / "adv.pt")
+    state = torch.load(tmp_path / "adv.pt", weights_only=True)
+    assert "discriminator" in state and "optimizer_d" in state
+    assert np.isfinite(dec.history[0]["loss"]) and np.all(np.isfinite(dec.render(frames[0])))
