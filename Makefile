@@ -23,7 +23,7 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 demo: setup
-	$(VENV)/bin/genaudio pipeline samples/ --out $(DEMO_OUT)
+	$(VENV)/bin/genaudio pipeline samples/ --out $(DEMO_OUT) --config configs/demo.yaml
 
 test: setup browser
 	$(VENV)/bin/pytest

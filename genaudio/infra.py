@@ -164,4 +164,6 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kw):
     from tqdm.auto import tqdm
 
     kw.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, disable=not enabled, **kw)
+    if not enabled:  # only then: an enabled bar still honours TQDM_DISABLE=1 from the environment
+        kw["disable"] = True
+    return tqdm(iterable, **kw)

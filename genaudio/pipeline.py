@@ -128,7 +128,7 @@ def _store_key(store: Path) -> str:
 def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineConfig | None = None, *,
                  address: str | None = None, num_cpus: int | None = None,
                  stages: Sequence[str] = STAGES, log: Callable[[str], None] = print,
-                 gpus_per_worker: float = 0.0) -> list[StageResult]:
+                 gpus_per_worker: float = 0.0, verbose: int = 1) -> list[StageResult]:
     """Run the stages in order into ``run``, skipping work already done.
 
     Parameters
@@ -144,6 +144,9 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
         The stages to run (in pipeline order); later stages need the earlier stages' output.
     gpus_per_worker : float
         GPU share of each extraction worker (see :func:`genaudio.extract.run_extract`).
+    verbose : int
+        The search's terminal output: 0 none, 1 one line per trial event and a progress bar,
+        2 also Ray Tune's own status tables.
 
     Returns
     -------
@@ -230,7 +233,7 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
             atomic_write_json(run / STATE_FILE, state)
             log(f"[search] {'resuming' if started else 'starting'} {cfg.search.trials} trials -> {search_dir}")
             summary = run_search(store, search_dir, None if started else cfg.search, subset=subset,
-                                 resume=started, address=address, num_cpus=num_cpus)
+                                 resume=started, address=address, num_cpus=num_cpus, verbose=verbose)
             best = summary.best
             done("search", key, t0, status="resumed" if started else "done",
                  detail=f"{len(summary.rows)} trials" + (f", best trial {best.get('trial_id')}" if best else ""))

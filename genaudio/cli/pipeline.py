@@ -20,7 +20,10 @@ import click
 @click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs of the embedded local Ray (default: all).")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="GPU share of each extraction worker (as `genaudio extract --gpus-per-worker`).")
-def command(inputs, out, config_file, sets, stages, address, num_cpus, gpus_per_worker):
+@click.option("-v", "--verbose", count=True,
+              help="Also Ray Tune's own status tables during the search (default: one line per trial event "
+                   "and a progress bar).")
+def command(inputs, out, config_file, sets, stages, address, num_cpus, gpus_per_worker, verbose):
     """Run every stage on INPUT... (audio files, folders, globs or file lists) into OUT.
 
     Each stage skips work already done, so rerunning after an interruption continues where it
@@ -34,7 +37,8 @@ def command(inputs, out, config_file, sets, stages, address, num_cpus, gpus_per_
     cfg = load(PipelineConfig, config_file, overrides=sets)
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     results = run_pipeline(inputs, out, cfg, address=address, num_cpus=num_cpus, stages=chosen,
-                           log=lambda m: click.echo(m, err=True), gpus_per_worker=gpus_per_worker)
+                           log=lambda m: click.echo(m, err=True), gpus_per_worker=gpus_per_worker,
+                           verbose=1 + verbose)
     click.echo("stages: " + ", ".join(f"{r.name} {r.status} ({r.seconds:.0f} s)" for r in results))
     if "review" in chosen:
         click.echo(f"open {out}/review/report.html")

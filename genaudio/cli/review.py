@@ -37,10 +37,6 @@ def command(ctx, run_dir, top, fmt, report, analyze, clips, seconds):
     answer with --analyze), generated clips with spectrograms next to held-out real clips
     (cached in OUT/clips/: rebuilding is quick), and failed trials with their reasons.
     """
-    import sys
-
-    from rich.console import Console
-
     from genaudio.review.table import load_run, render_table, to_csv, to_json
 
     run = load_run(run_dir)
@@ -49,8 +45,7 @@ def command(ctx, run_dir, top, fmt, report, analyze, clips, seconds):
     elif fmt == "csv":
         click.echo(to_csv(run, top=top), nl=False)
     else:
-        con = Console()
-        render_table(run, top=top, console=con if con.is_terminal else Console(width=160))
+        render_table(run, top=top)
     if report:
         from genaudio.review.report import build_report
 

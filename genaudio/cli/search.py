@@ -38,10 +38,11 @@ import click
 @click.option("--resume", is_flag=True, help="Continue the search in --out after an interruption: finished "
                                              "trials are kept, unfinished ones continue from their checkpoints.")
 @click.option("--show-space", is_flag=True, help="Print the search space (defaults + --config) for DIR and exit.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no Tune progress table).")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no line per trial, no progress bar).")
+@click.option("-v", "--verbose", count=True, help="Also Ray Tune's own status tables (per-trial configurations).")
 def command(store, run_dir, config_file, subset_file, trials, epochs, time_budget, gpus_per_trial, cpus_per_trial,
             gan_gpu_factor, max_concurrent, searcher, scheduler, seed, judge_clips, judge_seconds, sets, address,
-            num_cpus, resume, show_space, quiet):
+            num_cpus, resume, show_space, quiet, verbose):
     """Search feature subsets x encoder x LSTM/GAN architecture on Ray Tune.
 
     DIR is a features store (`genaudio extract` output). Every trial fits (or reuses from the
@@ -80,5 +81,5 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
         raise ConfigError("--out RUN is required (the folder that receives the search)")
     cfg = None if resume and not config_file and not options else load(SearchConfig, config_file, overrides=options)
     summary = run_search(store, run_dir, cfg, subset=subset_file, resume=resume, address=address,
-                         num_cpus=num_cpus, verbose=0 if quiet else 1)
+                         num_cpus=num_cpus, verbose=0 if quiet else 1 + verbose)
     click.echo(summary.text())

@@ -373,7 +373,10 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or redirected: rich would squash the table to 80 columns
+            console = Console(width=max(160, console.width))
     console.print(f"[bold]{run.path}[/bold]  {run.status_line()}")
     rows = view_rows(run.top(top), varying_params(run.trials))
     if not rows:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
-from genaudio.config import config_hash, to_dict
 from genaudio.errors import ConfigError, SearchError
 from genaudio.search.layout import EXPERIMENT, STUDY_FILE, STUDY_NAME, holds_search, tune_dir
 from genaudio.search.session import METRIC
@@ -278,6 +280,110 @@ def judged_epochs(cfg: SearchConfig) -> tuple[int, ...]:
     return tuple(sorted(rungs))
 
 
+# ---------------------------------------------------------------------------------------------
+# What the terminal shows while a search runs
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2g}" if v and abs(v) < 0.01 else f"{v:.3g}"
+    return str(v)
+
+
+def trial_summary(config: dict) -> str:
+    """A trial's options in one short string: family, ``kind/dim`` of the encoder, groups switched
+    on as ``+g``, then the model's and training's ``name=value`` (another family's options, encoder
+    and score options, the search's own epochs and seed left out)."""
+    fam = config.get("model.family")
+    head = [str(fam)] if fam else []
+    enc = config.get("encoder.kind")
+    if enc:
+        head.append(f"{enc}/{config.get('encoder.dim', '?')}")
+    head += [f"+{k.split('.', 1)[1]}" for k, v in sorted(config.items())
+             if k.startswith("features.") and k != "features.core" and v is True]
+    rest = []
+    for k, v in sorted(config.items()):
+        section, _, name = k.partition(".")
+        if k in ("epochs", "seed", "model.family") or section in ("features", "encoder", "score") \
+                or (section in ("lstm", "gan") and fam and section != fam) or isinstance(v, (dict, list)):
+            continue
+        rest.append(f"{name or k}={_short(v)}")
+    return " ".join(head + rest)
+
+
+class TrialLog(Callback):
+    """A Tune callback (made in :func:`run_tune`): one concise line per trial event (started,
+    finished, stopped early, failed) and, optionally, a progress bar over the trial budget,
+    in place of Tune's per-trial configuration tables."""
+
+    def __init__(self, *, total: int, epochs: int, bar: bool = True):
+        self.total, self.epochs, self.with_bar = total, epochs, bar
+        self.started: dict[str, float] = {}
+        self.best = math.inf
+        self.bar = self._make_bar()
+
+    def _make_bar(self):
+        if not self.with_bar:
+            return None
+        from genaudio.infra import progress
+
+        return progress(total=self.total, desc="search", unit="trial", leave=False)
+
+    # Tune pickles its RunConfig (callbacks included) for --resume: the bar is made anew there
+    def __getstate__(self):
+        return {**self.__dict__, "bar": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.bar = self._make_bar()
+
+    def _say(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg)
+        else:
+            print(msg, flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.time()
+        self._say(f"trial {trial.trial_id} started: {trial_summary(trial.config)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        score = result.get(METRIC)
+        if isinstance(score, (int, float)) and score < self.best:
+            self.best = float(score)
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"best score {self.best:.4g}")
+
+    def _done(self, trial, what: str) -> None:
+        secs = time.time() - self.started.get(trial.trial_id, time.time())
+        self._say(f"trial {trial.trial_id} {what} ({secs:.0f} s)")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        ep = int(last.get("training_iteration") or 0)
+        score = last.get(METRIC)
+        text = f"score {score:.4g}" if isinstance(score, (int, float)) else "no score"
+        if isinstance(last.get("quality_se"), (int, float)):  # the judge's standard error
+            text += f" ± {last['quality_se']:.2g}"
+        if last.get("status") == "nan":
+            what = f"went non-finite at epoch {ep}: {last.get('reason') or ''}".rstrip(": ")
+        elif ep < self.epochs:
+            what = f"stopped early at epoch {ep}/{self.epochs}: {text}"
+        else:
+            what = f"finished {ep} epochs: {text}"
+        self._done(trial, what)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._done(trial, f"failed after {int((trial.last_result or {}).get('training_iteration') or 0)} "
+                          f"epoch(s); see {trial.path or 'its folder'}/error.txt")
+
+    def on_experiment_end(self, trials, **info):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cfg: SearchConfig,
              data: dict | None = None, resources: TrialResources | None = None, resume: bool = False,
              verbose: int = 1, callbacks: list | None = None, families=("lstm",)):
@@ -298,7 +404,6 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
         Continue the experiment in ``RUN/tune`` (``Tuner.restore``): finished trials are kept,
         unfinished ones continue from their last checkpoint, the searcher and its study go on.
     """
-    import ray
     from ray import tune
 
     run_dir = Path(run_dir).resolve()
@@ -309,6 +414,9 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
 
     fn = tune.with_parameters(trainable, **data) if data else trainable
     fn = tune.with_resources(fn, resources)
+    # verbose 1: our one line per trial event + a bar; 2 and more: Tune's own tables as well
+    log_cb = TrialLog(total=cfg.trials, epochs=cfg.epochs, bar=verbose == 1) if verbose >= 1 else None
+    callbacks = list(callbacks or []) + ([log_cb] if log_cb is not None else [])
 
     if resume:
         if not tune.Tuner.can_restore(str(exp_dir)):
@@ -330,7 +438,7 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
                 reuse_actors=True),   # a finished trial's worker process takes the next one: no new process + torch import per trial
             param_space={"epochs": cfg.epochs, "seed": cfg.seed},
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(run_dir / "tune"), verbose=verbose,
+                name=EXPERIMENT, storage_path=str(run_dir / "tune"), verbose=max(0, verbose - 1),
                 failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     # 3, not 2: Tune forces an experiment snapshot each time a trial saved
@@ -340,12 +448,19 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
                 stop={"training_iteration": cfg.epochs}),
         )
     t0 = time.time()
-    grid = tuner.fit()
+    # Tune's newer console output prints an experiment table and paths even at verbose=0; below
+    # -v our TrialLog speaks instead, so the older (silent at 0) output is chosen for this call
+    new_output = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if verbose < 2:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        grid = tuner.fit()
+    finally:
+        if new_output is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = new_output
+        if log_cb is not None and log_cb.bar is not None:
+            log_cb.bar.close()
     log.info("search finished in %.1f s", time.time() - t0)
     return grid
-
-
-def search_config_dict(cfg: SearchConfig) -> dict[str, Any]:
-    d = to_dict(cfg)
-    d["config_hash"] = config_hash(cfg)
-    return d

@@ -9,19 +9,26 @@ import pyarrow.parquet as pq
 import pytest
 
 from genaudio.search.results import collect_results, write_results
-from genaudio.search.synthetic import SyntheticSpace, make_data, synthetic_trainable
 from genaudio.search.layout import STUDY_FILE, STUDY_NAME
 from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
+from .synthetic import SyntheticSpace, make_data, synthetic_trainable
+
 
 @pytest.mark.slow
-def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(ray_local, tmp_path):
+def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(ray_local, tmp_path, capsys):
     cfg = SearchConfig(trials=4, epochs=3, cpus_per_trial=1, gpus_per_trial=0, scheduler="fifo",
                        max_failures=1, seed=0)
     # trial 1 crashes at epoch 2 (twice: once more after its retry), trial 2 blows up to NaN
     space = SyntheticSpace(lr=(1e-3, 3e-2), by_number={1: {"synth.fail_epoch": 2}, 2: {"train.lr": 1e4}})
     run_tune(synthetic_trainable, space_fn=space, run_dir=tmp_path, cfg=cfg, data={"data": make_data(256)},
-             resources=TrialResources(1, 0), verbose=0)
+             resources=TrialResources(1, 0), verbose=1)
+    # the terminal: one line per trial event, not Tune's per-trial configuration tables
+    out = capsys.readouterr().out
+    assert out.count(" started: ") >= 4 and "lr=" in out
+    assert out.count(" finished 3 epochs: score ") == 2
+    assert out.count(" went non-finite at epoch 1") == 1 and out.count(" failed after ") == 1
+    assert "Trial status" not in out and "configuration" not in out
     rows = collect_results(tmp_path, epochs=3, resources=TrialResources(1, 0))
     write_results(tmp_path, rows)
     by_lr = {r["param.train.lr"]: r for r in rows}
