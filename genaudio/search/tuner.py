@@ -352,7 +352,7 @@ class TrialLog(Callback):
         if isinstance(score, (int, float)) and score < self.best:
             self.best = float(score)
             if self.bar is not None:
-                self.bar.set_postfix_str(f"best score {self.best:.4g}")
+                self.bar.set_postfix_str(f"best quality {self.best:.4g}")
 
     def _done(self, trial, what: str) -> None:
         secs = time.time() - self.started.get(trial.trial_id, time.time())
@@ -364,7 +364,7 @@ class TrialLog(Callback):
         last = trial.last_result or {}
         ep = int(last.get("training_iteration") or 0)
         score = last.get(METRIC)
-        text = f"score {score:.4g}" if isinstance(score, (int, float)) else "no score"
+        text = f"quality {score:.4g}" if isinstance(score, (int, float)) else "not judged"
         if isinstance(last.get("quality_se"), (int, float)):  # the judge's standard error
             text += f" ± {last['quality_se']:.2g}"
         if last.get("status") == "nan":

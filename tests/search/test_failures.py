@@ -26,7 +26,7 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(ray_local, t
     # the terminal: one line per trial event, not Tune's per-trial configuration tables
     out = capsys.readouterr().out
     assert out.count(" started: ") >= 4 and "lr=" in out
-    assert out.count(" finished 3 epochs: score ") == 2
+    assert out.count(" finished 3 epochs: quality ") == 2
     assert out.count(" went non-finite at epoch 1") == 1 and out.count(" failed after ") == 1
     assert "Trial status" not in out and "configuration" not in out
     rows = collect_results(tmp_path, epochs=3, resources=TrialResources(1, 0))
