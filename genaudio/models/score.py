@@ -208,8 +208,9 @@ def candidate_clips(path: str | Path, *, n: int, seconds: float, sample_rate: in
     clips = []
     for f in files:
         try:
-            if probe(f).duration_s < seconds - 1e-3:
-                raise QualityError(f"{path}: {Path(f).name} lasts {probe(f).duration_s:.2f} s, shorter than "
+            duration = probe(f).duration_s
+            if duration < seconds - 1e-3:
+                raise QualityError(f"{path}: {Path(f).name} lasts {duration:.2f} s, shorter than "
                                    f"the judged {seconds:g} s (lower --seconds)")
             y, _ = load(f, config=AudioConfig(sample_rate=int(sample_rate)), duration=seconds)
         except QualityError:
