@@ -178,6 +178,8 @@ def read_analyze(report_dir: str | Path) -> pd.DataFrame:
 
 
 def _checkpoint_file(run: Run, row: pd.Series) -> Path | None:
+    from genaudio.models.run import BEST, CHECKPOINTS, LAST
+
     cands = []
     ck = row.get("checkpoint")
     if ck and not (isinstance(ck, float) and math.isnan(ck)):
@@ -187,9 +189,9 @@ def _checkpoint_file(run: Run, row: pd.Series) -> Path | None:
     tdir = _trial_dir(run, row.get("trial_path"))
     if tdir is not None:
         cands += sorted(tdir.glob("checkpoint_*"), reverse=True)
-        cands.append(tdir / "model" / "checkpoints")
+        cands.append(tdir / "model" / CHECKPOINTS)
     for c in cands:
-        for name in ("last.pt", "best.pt"):
+        for name in (LAST, BEST):
             if (c / name).is_file():
                 return c / name
     return None

@@ -224,6 +224,7 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
 
     from genaudio.encoders import load_encoder
     from genaudio.models import load_checkpoint, train
+    from genaudio.models.run import LAST
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     t0 = time.perf_counter()
@@ -242,7 +243,7 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
         shutil.rmtree(local, ignore_errors=True)
         with ckpt.as_directory() as d:
             shutil.copytree(d, local)
-        resume_from = local / "last.pt"
+        resume_from = local / LAST
     start_epoch = int(load_checkpoint(resume_from)["epoch"]) if resume_from is not None else 0
     judged: dict = {}   # the last judgement, reported again until the next judged epoch
     judge_s = [0.0]
@@ -255,7 +256,7 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
             m["code_score"] = fd / data.dim
         if epoch in judge["epochs"] or epoch >= tcfg.epochs or not judged:
             judged.clear()
-            judged.update(judge_epoch(Path(checkpoint_dir) / "last.pt", enc, judge["reference"], epoch=epoch,
+            judged.update(judge_epoch(Path(checkpoint_dir) / LAST, enc, judge["reference"], epoch=epoch,
                                       n=judge["reference"].n, seed=tcfg.seed))
             judge_s[0] += judged["quality_seconds"]
         m.update(extra)
