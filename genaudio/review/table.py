@@ -114,7 +114,8 @@ def read_history(trial_path: str | Path) -> pd.DataFrame:
     """Per-epoch reports of one trial (``result.json`` lines; ``progress.csv`` as a fallback).
 
     Returns an empty frame when the trial reported nothing yet. A half-written last line (the
-    trial is writing it right now) is skipped.
+    trial is writing it right now) is skipped. An epoch reported twice (a resumed search redoes
+    the epochs reported after Tune last saved its state) keeps its last report.
     """
     p = Path(trial_path)
     rows = []
@@ -134,7 +135,10 @@ def read_history(trial_path: str | Path) -> pd.DataFrame:
             return pd.read_csv(p / "progress.csv")
         except (ValueError, pd.errors.EmptyDataError):
             return pd.DataFrame()
-    return pd.DataFrame(rows)
+    hist = pd.DataFrame(rows)
+    if "epoch" in hist.columns:
+        hist = hist.drop_duplicates(subset="epoch", keep="last").sort_values("epoch", kind="stable")
+    return hist.reset_index(drop=True)
 
 
 def tune_statuses(run_dir: Path) -> dict[str, str]:

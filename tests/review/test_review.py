@@ -18,7 +18,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from genaudio.cli import main
-from genaudio.review import build_report, load_run
+from genaudio.review import build_report, load_run, read_history
 
 from .conftest import lstm_params, write_state, write_trial
 
@@ -291,6 +291,23 @@ def _many(tmp_path, n: int) -> Path:
 
 
 @pytest.mark.slow
+def test_an_epoch_redone_after_a_resume_keeps_its_last_report(tmp_path):
+    """A resumed search redoes the epochs reported after Tune last saved its state: result.json
+    then holds epoch 2 twice; the history (and the row built from it) keeps the later report."""
+    run = tmp_path / "run"
+    write_state(run, epochs=3)
+    folder = write_trial(run, "cccc0001", lstm_params(hidden=32), [3.0, 2.0], index=1)
+    redo = json.loads((folder / "result.json").read_text().splitlines()[-1])
+    with (folder / "result.json").open("a") as f:
+        for e, s in ((2, 1.8), (3, 1.1)):
+            f.write(json.dumps({**redo, "epoch": e, "training_iteration": e, "score": s, "quality": s}) + "\n")
+    hist = read_history(folder)
+    assert hist["epoch"].tolist() == [1, 2, 3]
+    assert hist["score"].tolist() == [3.0, 1.8, 1.1]
+    r = load_run(run)
+    assert r.trials["epochs"].tolist() == [3] and r.trials["quality"].tolist() == [1.1]
+
+
 def test_hundreds_of_trials_stay_readable(tmp_path):
     run = _many(tmp_path, 200)
     out = review(run, "--top", "5")
