@@ -16,6 +16,7 @@ librosa version), it falls back to ``librosa.cqt``.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 
@@ -30,6 +31,7 @@ try:  # librosa 0.10/0.11 private helpers; absent -> fallback to the public call
     _cqt_response = getattr(_cq, "__cqt_response")
     _trim_stack = getattr(_cq, "__trim_stack")
     _early_downsample = getattr(_cq, "__early_downsample")
+    _early_downsample_count = getattr(_cq, "__early_downsample_count")
     _HAVE_INTERNALS = all(hasattr(_filters, n) for n in ("_relative_bandwidth", "wavelet_lengths", "get_window"))
 except (ImportError, AttributeError):  # pragma: no cover - depends on the librosa version
     _HAVE_INTERNALS = False
@@ -56,6 +58,68 @@ def _cached_filter_fft(sr, freqs, alpha, dtype):
     return fft_basis.copy(), n_fft, lengths
 
 
+@dataclasses.dataclass(frozen=True)
+class Octave:
+    """One octave of a CQT: its filters' FFT basis at the octave's sample rate, applied to the
+    STFT (window of ones) of the signal resampled to that rate."""
+
+    fft_basis: "scipy.sparse.csr_matrix"   # (filters, n_fft // 2 + 1), scaled for this octave
+    n_fft: int
+    hop_length: int
+    sr: float
+    halve_after: bool                      # the next octave's signal is this one resampled by 1/2
+
+
+@dataclasses.dataclass(frozen=True)
+class CQTPlan:
+    """``librosa.cqt`` step by step (librosa 0.11's ``vqt`` with ``gamma=0``): resample the signal
+    by ``2 ** early_count``, then per :class:`Octave` (top octave first) the response, then stack
+    (:func:`stack_octaves`) and divide by ``sqrt(lengths)``. The numpy path runs it with soxr
+    (:func:`cqt_magnitude`), the torch path (:mod:`genaudio.features.torch_frames`) on a device."""
+
+    n_bins: int
+    early_count: int
+    early_args: tuple          # (n_octaves, nyquist, filter_cutoff) of librosa's early downsampling
+    octaves: tuple
+    lengths: np.ndarray        # the filter lengths at the (early-downsampled) rate
+
+
+def cqt_plan(*, sr: float, hop_length: int, fmin: float, n_bins: int, bins_per_octave: int,
+             tuning: float, dtype=np.complex64) -> CQTPlan | None:
+    """The plan of ``librosa.cqt(sr=..., hop_length=..., fmin=..., n_bins=..., bins_per_octave=...,
+    tuning=...)`` with librosa's other defaults (filter_scale=1, norm=1, sparsity=0.01, hann,
+    scale=True, pad_mode="constant", res_type="soxr_hq"), filters memoised; ``None`` where only
+    ``librosa.cqt`` itself applies (another librosa version, one bin, filters above Nyquist)."""
+    if not _HAVE_INTERNALS or n_bins == 1:  # one bin: librosa uses an equal-temperament bandwidth
+        return None
+    n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
+    n_filters = min(bins_per_octave, n_bins)
+    fmin = fmin * 2.0 ** (tuning / bins_per_octave)
+    freqs = librosa.interval_frequencies(n_bins=n_bins, fmin=fmin, intervals="equal",
+                                         bins_per_octave=bins_per_octave, sort=True)
+    alpha = _filters._relative_bandwidth(freqs=freqs)
+    lengths, filter_cutoff = _filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1,
+                                                      gamma=0, alpha=alpha)
+    nyquist = sr / 2.0
+    if filter_cutoff > nyquist:  # librosa raises its own error for this
+        return None
+    early_count = _early_downsample_count(nyquist, filter_cutoff, hop_length, n_octaves)
+    sr, hop_length = sr / 2.0 ** early_count, hop_length // 2 ** early_count
+    octaves = []
+    my_sr, my_hop = sr, hop_length
+    for i in range(n_octaves):
+        sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
+        fft_basis, n_fft, _ = _cached_filter_fft(my_sr, freqs[sl], alpha[sl], dtype)
+        fft_basis[:] *= np.sqrt(sr / my_sr)
+        halve = my_hop % 2 == 0
+        octaves.append(Octave(fft_basis, n_fft, my_hop, my_sr, halve))
+        if halve:
+            my_hop //= 2
+            my_sr /= 2.0
+    lengths, _ = _filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0, alpha=alpha)
+    return CQTPlan(n_bins, early_count, (n_octaves, nyquist, filter_cutoff), tuple(octaves), lengths)
+
+
 def cqt_magnitude(y: np.ndarray, *, sr: float, hop_length: int, fmin: float, n_bins: int,
                   bins_per_octave: int, tuning: float) -> np.ndarray:
     """``np.abs(librosa.cqt(y, sr=sr, hop_length=..., fmin=..., n_bins=..., bins_per_octave=...,
@@ -65,43 +129,20 @@ def cqt_magnitude(y: np.ndarray, *, sr: float, hop_length: int, fmin: float, n_b
     -------
     np.ndarray [shape=(n_bins, 1 + len(y) // hop_length)], float32 magnitudes.
     """
-    if not _HAVE_INTERNALS:  # pragma: no cover
+    dtype = librosa.util.dtype_r2c(y.dtype)
+    plan = cqt_plan(sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave,
+                    tuning=tuning, dtype=dtype)
+    if plan is None:
         return np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
                                   bins_per_octave=bins_per_octave, tuning=tuning))
-    # --- librosa.core.constantq.vqt, gamma=0, intervals="equal", filter_scale=1, norm=1,
-    # sparsity=0.01, window="hann", scale=True, pad_mode="constant", res_type="soxr_hq" ---
-    n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
-    n_filters = min(bins_per_octave, n_bins)
-    dtype = librosa.util.dtype_r2c(y.dtype)
-    fmin = fmin * 2.0 ** (tuning / bins_per_octave)
-    freqs = librosa.interval_frequencies(n_bins=n_bins, fmin=fmin, intervals="equal",
-                                         bins_per_octave=bins_per_octave, sort=True)
-    if n_bins == 1:  # librosa uses an equal-temperament bandwidth here; keep it exact
-        return np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
-                                  bins_per_octave=bins_per_octave, tuning=0.0))
-    alpha = _filters._relative_bandwidth(freqs=freqs)
-    lengths, filter_cutoff = _filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1,
-                                                      gamma=0, alpha=alpha)
-    nyquist = sr / 2.0
-    if filter_cutoff > nyquist:
-        # same check and message as librosa
-        return np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
-                                  bins_per_octave=bins_per_octave, tuning=0.0))
-    y, sr, hop_length = _early_downsample(y, sr, hop_length, "soxr_hq", n_octaves, nyquist, filter_cutoff, True)
+    y, _, _ = _early_downsample(y, sr, hop_length, "soxr_hq", *plan.early_args, True)
     resp = []
-    my_y, my_sr, my_hop = y, sr, hop_length
-    for i in range(n_octaves):
-        sl = slice(-n_filters, None) if i == 0 else slice(-n_filters * (i + 1), -n_filters * i)
-        fft_basis, n_fft, _ = _cached_filter_fft(my_sr, freqs[sl], alpha[sl], dtype)
-        fft_basis[:] *= np.sqrt(sr / my_sr)
-        resp.append(_cqt_response(my_y, n_fft, my_hop, fft_basis, "constant", dtype=dtype))
-        if my_hop % 2 == 0:
-            my_hop //= 2
-            my_sr /= 2.0
-            my_y = librosa.resample(my_y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)
+    for octave in plan.octaves:
+        resp.append(_cqt_response(y, octave.n_fft, octave.hop_length, octave.fft_basis, "constant", dtype=dtype))
+        if octave.halve_after:
+            y = librosa.resample(y, orig_sr=2, target_sr=1, res_type="soxr_hq", scale=True)
     V = _trim_stack(resp, n_bins, dtype)
-    lengths, _ = _filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann", filter_scale=1, gamma=0, alpha=alpha)
-    V /= np.sqrt(lengths)[:, np.newaxis]
+    V /= np.sqrt(plan.lengths)[:, np.newaxis]
     return np.abs(V)
 
 

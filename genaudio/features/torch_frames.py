@@ -2,17 +2,19 @@
 
 :func:`analyses` takes a batch of equal-length mono segments, computes on ``device`` (a GPU when
 there is one; the CPU in the tests) one STFT for the whole batch and from it every frame feature
-listed in :data:`TORCH_FEATURES`, the onset envelopes and the tempogram, and returns one
-:class:`~genaudio.features.analysis.Analysis` per segment with those results already in place.
-Everything else (the CQT and what derives from it, the tuning estimates, tempo, beat tracking,
-onset picking, the waveform statistics) is then computed on the CPU, in the same worker, by the
-usual analysis from those intermediates: ``analysis.compute(names)`` returns the same dictionary as
-:func:`genaudio.features.compute`.
+listed in :data:`TORCH_FEATURES`, the onset envelopes, the tempogram and the CQT magnitude (octave
+by octave with librosa's filters and soxr's resampling filter, when a feature of
+:data:`CQT_FEATURES` is asked for), and returns one :class:`~genaudio.features.analysis.Analysis`
+per segment with those results already in place. Everything else (the tuning estimates, what the
+CQT's features derive from it, tempo, beat tracking, onset picking, the waveform statistics) is
+then computed on the CPU, in the same worker, by the usual analysis from those intermediates:
+``analysis.compute(names)`` returns the same dictionary as :func:`genaudio.features.compute`.
 
 Equality: each torch feature equals the numpy/librosa path within :data:`TOLERANCE` (max |a - b|
 / max |b| per feature and segment, float32 on both sides; ``tests/features/test_torch_frames.py``
 checks it on CPU torch, ``benchmarks/features_torch.py`` reports it), except that
-``spectral_rolloff`` may move by one frequency bin in a few frames (:data:`ROLLOFF_BIN_FRACTION`).
+``spectral_rolloff`` may move by one frequency bin in a few frames (:data:`ROLLOFF_BIN_FRACTION`)
+and the CQT's features are held to :data:`CQT_TOLERANCE`.
 """
 from __future__ import annotations
 
@@ -32,8 +34,22 @@ TORCH_FEATURES = ("rms", "zero_crossing_rate", "log_mel", "melspectrogram", "mfc
                   "spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "spectral_flatness",
                   "spectral_contrast", "onset_strength", "tempogram", "stft_db")
 
+#: Features derived from the CQT: the torch path computes the CQT magnitude (:func:`_cqt`) and
+#: the CPU derives these from it, in the same worker.
+CQT_FEATURES = frozenset({"cqt", "chroma_cqt", "chroma_cens", "tonnetz"})
+
 #: Documented tolerance of the torch path against the numpy path (max relative error per feature).
 TOLERANCE = 1e-4
+#: ... of the CQT-derived features: the CQT magnitude itself agrees to ~1e-6 of its peak (the same
+#: filters, soxr's own resampling filter: :func:`_downsample`), but ``cqt`` is in dB, where the
+#: quietest bins carry the numpy path's float32 rounding (measured: 1.2e-4 of the peak |dB|).
+CQT_TOLERANCE = 5e-4
+#: A segment with a frame whose CQT peaks below this fraction of the segment's CQT peak (digital
+#: silence, a fade) gets the CPU's CQT: chroma_cqt, chroma_cens and tonnetz normalise each frame by
+#: its own peak, so in such a frame they are the CQT's rounding (~1e-6 of the segment's peak)
+#: magnified, which no two implementations share (measured: 0.68 apart on a drum clip's silent
+#: tail). The store then stays equal to the CPU path's.
+QUIET_FRAME = 1e-3
 #: ... except spectral_rolloff, a bin frequency: where a frame's cumulative energy meets the
 #: threshold within float32 rounding it moves by one bin (sr / n_fft Hz); at most this fraction
 #: of the frames do.
@@ -170,6 +186,84 @@ def _spectral(mag: torch.Tensor, freq: torch.Tensor, roll_percent: float) -> dic
             "spectral_rolloff": freq[first], "spectral_flatness": flatness}
 
 
+@functools.lru_cache(maxsize=4)
+def _soxr_kernel(factor: int) -> np.ndarray:
+    """The filter of ``librosa.resample(y, orig_sr=factor, target_sr=1, res_type="soxr_hq",
+    scale=True)`` before it keeps every ``factor``-th sample: a zero-phase FIR (about 900 taps each
+    side at factor 2, flat to 0.91 of the new Nyquist, zero above it), as a circular array centred
+    on index 0. Read off soxr itself: soxr resamples by an integer factor with a fixed polyphase
+    filter, so an impulse at each of the ``factor`` input phases gives every tap."""
+    n = 8192 * factor
+    centre = n // 2
+    h = np.zeros(n)
+    for phase in range(factor):
+        x = np.zeros(n)
+        x[centre + phase] = 1.0
+        y = librosa.resample(x, orig_sr=factor, target_sr=1, res_type="soxr_hq", scale=True)
+        h[(factor * np.arange(len(y)) - centre - phase) % n] = y  # y[m] = h[factor * m - impulse]
+    return h
+
+
+def _downsample(y: torch.Tensor, factor: int) -> torch.Tensor:
+    """``librosa.resample(y, orig_sr=factor, target_sr=1, res_type="soxr_hq", scale=True)`` per
+    row: soxr's own filter (:func:`_soxr_kernel`) applied in the frequency domain, zero-padded (the
+    signal is zero outside, no circular wrap), then every ``factor``-th sample. Equal to soxr up
+    to float rounding, except within a filter length of the ends (:data:`CQT_TOLERANCE`)."""
+    h = _soxr_kernel(factor)
+    n = y.shape[-1]
+    n_fft = 1 << int(np.ceil(np.log2(n + len(h))))
+    kernel = np.zeros(n_fft)
+    half = len(h) // 2
+    kernel[:half], kernel[-half:] = h[:half], h[-half:]
+    response = torch.fft.rfft(torch.as_tensor(kernel, device=y.device, dtype=y.dtype))
+    low = torch.fft.irfft(torch.fft.rfft(y, n=n_fft, dim=-1) * response, n=n_fft, dim=-1)[..., :n]
+    return low[..., ::factor]
+
+
+def _cqt(y: torch.Tensor, plan) -> torch.Tensor:
+    """``np.abs(librosa.cqt(...))`` of a ``(batch, n)`` float32 tensor following ``plan``
+    (:func:`genaudio.features._cqt.cqt_plan`: the same filters, octave by octave); float32
+    ``(batch, n_bins, frames)``. float32 and complex64, as the numpy path computes it."""
+    if plan.early_count:
+        y = _downsample(y, 2 ** plan.early_count)
+    parts = []
+    for octave in plan.octaves:
+        basis = torch.as_tensor(octave.fft_basis.toarray(), device=y.device)
+        ones = torch.ones(octave.n_fft, device=y.device, dtype=y.dtype)
+        spec = torch.stft(y, n_fft=octave.n_fft, hop_length=octave.hop_length, window=ones, center=True,
+                          pad_mode="constant", return_complex=True)
+        parts.append(basis @ spec)
+        if octave.halve_after:
+            y = _downsample(y, 2)
+    # librosa's stacking: octaves fill the bins from the top down, trimmed to the shortest
+    frames = min(p.shape[-1] for p in parts)
+    stacked = torch.cat([p[..., :frames] for p in reversed(parts)], dim=1)[:, -plan.n_bins:]
+    scale = torch.as_tensor(np.sqrt(plan.lengths), device=y.device, dtype=torch.float32)
+    return stacked.abs() / scale[None, :, None]
+
+
+def _cqts(y: torch.Tensor, tunings: Sequence[float], sr: int, config: FeatureConfig) -> list[np.ndarray | None]:
+    """The CQT magnitude of each row (rows of one tuning, one filter bank, computed together);
+    ``None`` for a row the CPU must compute: see :data:`QUIET_FRAME`."""
+    from genaudio.features._cqt import cqt_plan
+
+    out: list[np.ndarray | None] = [None] * len(tunings)
+    c = config
+    for tuning in sorted(set(tunings)):
+        rows = [i for i, t in enumerate(tunings) if t == tuning]
+        plan = cqt_plan(sr=sr, hop_length=c.hop_length, fmin=c.fmin, n_bins=c.n_octaves * c.bins_per_octave,
+                        bins_per_octave=c.bins_per_octave, tuning=tuning)
+        if plan is None:  # only librosa.cqt itself applies: the CPU computes it
+            continue
+        mags = _cqt(y[rows].float(), plan)
+        frame_peak = mags.amax(dim=1)
+        quiet = (frame_peak < QUIET_FRAME * frame_peak.amax(dim=1, keepdim=True)).any(dim=1).cpu().numpy()
+        mags = mags.cpu().numpy()
+        for j, i in enumerate(rows):
+            out[i] = None if quiet[j] else mags[j]
+    return out
+
+
 def _batch_features(y: torch.Tensor, sr: int, config: FeatureConfig, need: set[str]) -> dict[str, torch.Tensor]:
     """Every torch feature and intermediate of a ``(batch, n)`` tensor (float32, one device)."""
     f = _filters(sr, config)
@@ -240,6 +334,12 @@ def analyses(ys: Sequence[np.ndarray] | np.ndarray, sr: int, *, config: FeatureC
             res["chroma_stft"] = _chroma(tunings, res["magnitude"], sr, config)
         del res["magnitude"]
         host = {k: v.detach().cpu().numpy() for k, v in res.items()}
+        if set(features) & CQT_FEATURES:
+            # the CQT's tuning, like chroma_stft's, comes from the CPU's own STFT (see above)
+            cqts = _cqts(y, [a.cqt_tuning for a in out], sr, config)
+            for a, cqt in zip(out, cqts):
+                if cqt is not None:
+                    a.provide("cqt", cqt)
     intermediates = ("mel", "log_mel", "onset", "onset_median", "tempogram")
     for b, a in enumerate(out):
         for key in intermediates:
