@@ -7,6 +7,10 @@ import click
 
 from genaudio.config import ConfigError
 
+#: genaudio.encoders.KINDS, spelled out so that ``genaudio --help`` does not import librosa
+#: (tests/encoders check that the two agree)
+KINDS = ("mel", "pca", "autoencoder", "mulaw")
+
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
@@ -16,7 +20,7 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder ENC (must be new or empty).")
 @click.option("--encoder", "kind", default="pca", show_default=True,
-              type=click.Choice(["mel", "pca", "autoencoder", "mulaw"]), help="Encoder kind.")
+              type=click.Choice(list(KINDS)), help="Encoder kind.")
 @click.option("--dim", default=16, show_default=True, type=int,
               help="Values per code frame (mel: mel bands; mulaw: samples per frame).")
 @click.option("--core", default="log_mel", show_default=True, type=click.Choice(["log_mel", "log_stft", "none"]),
@@ -97,10 +101,10 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     if sweep_spec:
         kinds = _csv(encoders)
-        bad = [k for k in kinds if k not in ("mel", "pca", "autoencoder", "mulaw")]
+        bad = [k for k in kinds if k not in KINDS]
         if not kinds or bad:
             raise EncoderError(f"--encoders: unknown {', '.join(bad) or '(none given)'}; "
-                               "choose from mel, pca, autoencoder, mulaw")
+                               f"choose from {', '.join(KINDS)}")
         df = run_sweep(inputs, out, cfg, encoders=kinds, sweep=parse_sweep(sweep_spec), holdout=holdout,
                        max_segments=max_segments if max_segments is not None else 400,
                        segment_seconds=segment_seconds, overwrite=overwrite, progress=not quiet, log=log)

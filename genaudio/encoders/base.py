@@ -131,10 +131,7 @@ class EncoderConfig:
             raise ConfigError(f"decoder_epochs must be >= 1, got {self.decoder_epochs}")
         if self.learning_rate <= 0 or self.griffin_lim_iters < 0:
             raise ConfigError("learning_rate must be positive and griffin_lim_iters >= 0")
-        if self.kind == "mel" and self.core != "log_mel":
-            raise ConfigError("the mel encoder's core is log_mel (got core=%r)" % self.core)
-        if self.kind not in ("mulaw",) and self.core == "none" and not self.groups:
-            raise ConfigError("core='none' needs at least one feature group (nothing to encode)")
+        encoder_class(self.kind).check_config(self)   # what only this kind requires
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"feature groups repeat: {list(self.groups)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -218,6 +215,35 @@ class Encoder:
     """
 
     kind: ClassVar[str] = "?"
+    #: What :meth:`encode` and :meth:`fit` take: input frames (a dict of frame arrays per segment,
+    #: or waveforms it frames itself), or the waveform itself (a waveform coder).
+    takes_waveform: ClassVar[bool] = False
+    #: The precision codes are stored at when the kind fixes it (else the config's).
+    fixed_precision: ClassVar[str | None] = None
+    #: What the kind codes when it fixes it (else the config's spectral core).
+    fixed_core: ClassVar[str | None] = None
+
+    @classmethod
+    def check_config(cls, config: EncoderConfig) -> None:
+        """Raise :class:`ConfigError` for a config this kind cannot use (called by
+        :class:`EncoderConfig` itself, after the checks every kind shares)."""
+        if config.core == "none" and not config.groups:
+            raise ConfigError("core='none' needs at least one feature group (nothing to encode)")
+
+    @classmethod
+    def precision_of(cls, config: EncoderConfig) -> str:
+        """The precision this kind stores codes at under ``config``."""
+        return cls.fixed_precision or config.precision
+
+    @classmethod
+    def core_of(cls, config: EncoderConfig) -> str:
+        """What this kind codes under ``config``: a spectral core, ``"none"`` or ``"waveform"``."""
+        return cls.fixed_core or config.core
+
+    @classmethod
+    def item_of(cls, waveform: np.ndarray | None, parts: Mapping[str, np.ndarray] | None):
+        """Of a segment's waveform and its input frames, the one :meth:`encode` takes."""
+        return waveform if cls.takes_waveform else parts
 
     def __init__(self, config: EncoderConfig):
         self.config = config
@@ -251,9 +277,14 @@ class Encoder:
         return self.config.sample_rate / self.config.hop_length / self.config.downsample
 
     @property
+    def precision(self) -> str:
+        """The precision codes are stored at (:meth:`precision_of` its config)."""
+        return self.precision_of(self.config)
+
+    @property
     def bits_per_value(self) -> int:
         """Bits per stored code value (32, 16 or 8)."""
-        return PRECISIONS[self.config.precision]
+        return PRECISIONS[self.precision]
 
     @property
     def bitrate(self) -> float:
@@ -537,6 +568,13 @@ class Encoder:
         return stored.astype(np.float32)
 
     # -- persistence ----------------------------------------------------------------------------
+    def _read_quantizer(self, arrays: Mapping[str, np.ndarray], path: Path) -> None:
+        """Restore the fitted uint8 quantiser's bounds from a saved folder's arrays."""
+        if self.config.precision == "uint8":
+            self.q_lo, self.q_step = arrays["q_lo"], arrays["q_step"]
+            if self.q_lo.shape != (self.dim,):
+                raise EncoderError(f"{path}: quantiser has shape {self.q_lo.shape}, expected ({self.dim},)")
+
     def _arrays(self) -> dict[str, np.ndarray]:
         return {}
 
@@ -658,10 +696,7 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
         if mean.shape != (d,) or scale.shape != (d,):
             raise EncoderError(f"{path}: standardiser has shape {mean.shape}, expected ({d},)")
         enc.standardizer = Standardizer(mean.astype(np.float32), scale.astype(np.float32))
-        if cfg.precision == "uint8" and cfg.kind != "mulaw":
-            enc.q_lo, enc.q_step = arrays["q_lo"], arrays["q_step"]
-            if enc.q_lo.shape != (cfg.dim,):
-                raise EncoderError(f"{path}: quantiser has shape {enc.q_lo.shape}, expected ({cfg.dim},)")
+        enc._read_quantizer(arrays, path)
         enc._set_arrays(arrays)
         enc._load_extra(path)
         if (path / DECODER_DIR).is_dir():

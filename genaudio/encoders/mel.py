@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from genaudio.encoders.base import Encoder, register
-from genaudio.errors import EncoderError
+from genaudio.errors import ConfigError, EncoderError
 
 
 @register("mel")
@@ -15,6 +15,13 @@ class MelEncoder(Encoder):
     consecutive frames into one code frame (decoding repeats it).
     ``make_encoder("mel", dim=40)`` is the log-mel-40 + Griffin-Lim baseline.
     """
+
+    fixed_core = "log_mel"
+
+    @classmethod
+    def check_config(cls, config):
+        if config.core != "log_mel":
+            raise ConfigError(f"the mel encoder's core is log_mel (got core={config.core!r})")
 
     def _fit(self, zs):
         if self.input_dims != self.dim:

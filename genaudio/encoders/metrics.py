@@ -103,7 +103,7 @@ def evaluate(encoder, clips, *, progress: bool = False) -> dict[str, float]:
         raise EncoderError("no held-out clips to measure")
     if not encoder.has_audio_decoder:
         raise EncoderError("this encoder has no audio decoder: audio metrics do not apply")
-    waveform = encoder.kind == "mulaw"
+    waveform = encoder.takes_waveform
     rows = []
     it = clips
     if progress:
@@ -114,7 +114,7 @@ def evaluate(encoder, clips, *, progress: bool = False) -> dict[str, float]:
     out = {
         "encoder": encoder.kind,
         "dim": int(encoder.dim),
-        "precision": encoder.config.precision if encoder.kind != "mulaw" else "uint8",
+        "precision": encoder.precision,
         "code_rate_hz": float(encoder.code_rate_hz),
         "bits_per_value": int(encoder.bits_per_value),
         "bitrate": float(encoder.bitrate),

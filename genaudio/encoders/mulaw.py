@@ -19,14 +19,20 @@ class MuLawEncoder(Encoder):
     """
 
     MU = 255
+    takes_waveform = True
+    fixed_precision = "uint8"
+    fixed_core = "waveform"
+
+    @classmethod
+    def check_config(cls, config):
+        pass  # no frames: the spectral core and feature groups do not apply
+
+    def _read_quantizer(self, arrays, path):
+        pass  # 256 fixed levels: nothing was fitted
 
     @property
     def code_rate_hz(self) -> float:
         return self.config.sample_rate / self.config.dim
-
-    @property
-    def bits_per_value(self) -> int:
-        return 8
 
     @property
     def has_audio_decoder(self) -> bool:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from genaudio import store as fstore
 from genaudio.encoders import sweep as sw
-from genaudio.encoders.base import EncoderConfig, make_encoder
+from genaudio.encoders.base import EncoderConfig, encoder_class, make_encoder
 from genaudio.encoders.metrics import evaluate
 from genaudio.encoders.store import (AUDIO, CodesData, config_for_store, load_inputs, split_by_file,
                                      write_codes)
@@ -146,7 +146,7 @@ def _load(inputs, config: EncoderConfig, *, need_audio: bool, max_segments: int 
                                         progress=progress, frames=not need_audio)
         source = {"kind": "features", "store": str(store_dir.resolve()),
                   "config_hash": fstore.read_manifest(store_dir).get("config_hash")}
-        keep_parts = cfg.kind != "mulaw" and not need_audio
+        keep_parts = not encoder_class(cfg.kind).takes_waveform and not need_audio
         return Segments(ids, waves, parts if keep_parts else None, source, []), cfg
     for i in inputs:
         if (i / fstore.MANIFEST).is_file() and not is_features_store(i):
@@ -246,7 +246,7 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
                             "compression_ratio": enc.compression_ratio,
                             "note": "no spectral core: no audio decoder, audio metrics do not apply"})
         test_items = [items[i] for i in np.flatnonzero(test)[:max_eval]] or [items[i] for i in train_idx[:max_eval]]
-        if enc.kind != "mulaw":
+        if not enc.takes_waveform:
             errs = []
             for x in test_items:
                 f = enc.input_frames(x)

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from genaudio import store as fstore
 from genaudio.encoders import framing
-from genaudio.encoders.base import Encoder, EncoderConfig, load_encoder, make_encoder
+from genaudio.encoders.base import Encoder, EncoderConfig, encoder_class, load_encoder, make_encoder
 from genaudio.errors import ConfigError, EncoderError, GenaudioError, StoreError
 
 CODES = "codes"
@@ -226,7 +226,8 @@ def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segm
     """
     store_dir = Path(store_dir)
     manifest = fstore.read_manifest(store_dir)
-    needed = [n for n in ([framing.core_feature(config.core)] if config.kind != "mulaw" else []) if n]
+    kind = encoder_class(config.kind)
+    needed = [n for n in ([] if kind.takes_waveform else [framing.core_feature(config.core)]) if n]
     needed += list(config.groups)
     use_frames = bool(needed) and not need_audio and _frames_match(store_dir, config, needed)
     table = fstore.read_segments(store_dir, columns=list(ID_COLUMNS))
@@ -272,7 +273,7 @@ def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segm
             raise EncoderError(f"cannot decode segment {r.segment} of {r.path} again: {e}") from None
         y = np.pad(y[:n_seg], (0, max(0, n_seg - len(y)))).astype(np.float32)
         waves.append(y)
-        parts.append({} if config.kind == "mulaw" or not frames else enc._frame_parts(y))
+        parts.append({} if enc.takes_waveform or not frames else enc._frame_parts(y))
     return ids_sel, parts, waves
 
 
@@ -281,7 +282,7 @@ def fit_store(store_dir: str | os.PathLike, config: EncoderConfig, *, file_ids: 
     """Fit a new encoder on a features store's segments (optionally only files ``file_ids``)."""
     ids, parts, waves = load_inputs(store_dir, config, file_ids=file_ids, max_segments=max_segments)
     enc = make_encoder(config=config)
-    return enc.fit(waves if config.kind == "mulaw" else parts)
+    return enc.fit(enc.item_of(waves, parts))
 
 
 def encode_store(store_dir: str | os.PathLike, encoder: Encoder, *, file_ids: Sequence[str] | None = None,
@@ -289,7 +290,7 @@ def encode_store(store_dir: str | os.PathLike, encoder: Encoder, *, file_ids: Se
     """Codes of a features store's segments, in memory (nothing is written)."""
     ids, parts, waves = load_inputs(store_dir, encoder.config, file_ids=file_ids, max_segments=max_segments,
                                     progress=progress)
-    items = waves if encoder.kind == "mulaw" else parts
+    items = encoder.item_of(waves, parts)
     codes = [encoder.encode(x) for x in items]
     return CodesData(codes, ids, encoder, None)
 
@@ -345,7 +346,7 @@ def write_codes(enc_dir: str | os.PathLike, data: CodesData, encoder: Encoder, *
                     "path": ENCODER},
         "dim": int(encoder.dim),
         "code_rate_hz": float(encoder.code_rate_hz),
-        "precision": encoder.config.precision if encoder.kind != "mulaw" else "uint8",
+        "precision": encoder.precision,
         "bits_per_value": int(encoder.bits_per_value),
         "bitrate": float(encoder.bitrate),
         "compression_ratio": float(16.0 * encoder.sample_rate / encoder.bitrate),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genaudio.encoders.base import EncoderConfig, make_encoder
+from genaudio.encoders.base import EncoderConfig, encoder_class, make_encoder
 from genaudio.encoders.metrics import evaluate
 from genaudio.errors import ConfigError, EncoderError
 
@@ -50,14 +50,15 @@ def parse_sweep(spec: str | None) -> dict[str, list]:
 
 def label_of(cfg: EncoderConfig) -> str:
     """A line label: kind, core (if not the kind's only one), downsample, precision."""
+    kind = encoder_class(cfg.kind)
     parts = [cfg.kind]
-    if cfg.kind in ("pca", "autoencoder"):
+    if kind.fixed_core is None:
         parts.append(cfg.core)
     if cfg.groups:
         parts.append("+".join(cfg.groups))
-    if cfg.downsample > 1 and cfg.kind != "mulaw":
+    if cfg.downsample > 1 and not kind.takes_waveform:
         parts.append(f"ds{cfg.downsample}")
-    parts.append("u8" if cfg.kind == "mulaw" else {"float16": "f16", "float32": "f32", "uint8": "u8"}[cfg.precision])
+    parts.append({"float16": "f16", "float32": "f32", "uint8": "u8"}[kind.precision_of(cfg)])
     return "-".join(parts)
 
 
@@ -67,8 +68,9 @@ def sweep_configs(base: EncoderConfig, *, encoders: Sequence[str], dims: Sequenc
     """The grid of configs: ``encoders x dims x precisions x downsample`` (mulaw once)."""
     out = []
     for kind in encoders:
-        if kind == "mulaw":
-            out.append(make_encoder("mulaw", dim=base.hop_length, config=base).config)
+        if encoder_class(kind).takes_waveform:
+            # a waveform coder has one configuration: a code frame per hop of samples
+            out.append(make_encoder(kind, dim=base.hop_length, config=base).config)
             continue
         for p in precisions or [base.precision]:
             for f in downsample or [base.downsample]:
@@ -107,10 +109,9 @@ def rate_distortion(train: Sequence, test: Sequence[np.ndarray], configs: Sequen
         from tqdm.auto import tqdm
         it = tqdm(it, desc="rate-distortion", unit="encoder")
     for cfg in it:
-        row = {"label": label_of(cfg), "encoder": cfg.kind, "dim": cfg.dim,
-               "precision": "uint8" if cfg.kind == "mulaw" else cfg.precision,
-               "downsample": cfg.downsample, "core": cfg.core if cfg.kind != "mulaw" else "waveform",
-               "error": ""}
+        kind = encoder_class(cfg.kind)
+        row = {"label": label_of(cfg), "encoder": cfg.kind, "dim": cfg.dim, "precision": kind.precision_of(cfg),
+               "downsample": cfg.downsample, "core": kind.core_of(cfg), "error": ""}
         try:
             t0 = time.perf_counter()
             enc = make_encoder(config=cfg).fit(train)
@@ -180,7 +181,7 @@ def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | Non
     axes = axes[0]
     for label, g in d.groupby("label", sort=True):
         g = g.sort_values("compression_ratio")
-        marker = "s" if g.encoder.iloc[0] == "mulaw" else "o"
+        marker = "s" if (g.core == "waveform").all() else "o"
         for ax, metric in zip(axes, metrics):
             err = (errors or {}).get(metric)
             ax.errorbar(g.compression_ratio, g[metric], yerr=g[err] if err else None, marker=marker, label=label,

@@ -190,3 +190,26 @@ def test_metrics_behave():
     mu = make_encoder("mulaw", dim=256).fit(None)
     assert mu.compression_ratio == pytest.approx(2.0)
     assert snr_db(y, mu.reconstruct(y)) > 30
+
+
+def test_what_a_kind_needs_lives_in_its_class(clips):
+    """Callers ask the class (what encode takes, stored precision, what it codes, which configs
+    it accepts) instead of checking kind names; the CLI's list of kinds is the registry's."""
+    from genaudio.cli.encode import KINDS as CLI_KINDS
+    from genaudio.config import ConfigError
+    from genaudio.encoders import KINDS, EncoderConfig, encoder_class
+
+    assert tuple(CLI_KINDS) == tuple(KINDS)
+    mulaw = make_encoder("mulaw", dim=256, precision="float16").fit()
+    assert mulaw.takes_waveform and mulaw.precision == "uint8" and mulaw.bits_per_value == 8
+    assert encoder_class("mulaw").core_of(mulaw.config) == "waveform"
+    pca = make_encoder("pca", dim=4, precision="float16").fit(clips[:2])
+    assert not pca.takes_waveform and pca.precision == "float16" and pca.bits_per_value == 16
+    assert pca.item_of(clips[0], {"log_mel": None}) == {"log_mel": None}
+    assert mulaw.item_of(clips[0], {"log_mel": None}) is clips[0]
+    # each kind's own rules, checked by the config itself
+    with pytest.raises(ConfigError, match="mel encoder's core is log_mel"):
+        EncoderConfig(kind="mel", core="log_stft")
+    with pytest.raises(ConfigError, match="needs at least one feature group"):
+        EncoderConfig(kind="pca", core="none")
+    EncoderConfig(kind="mulaw", core="none")   # a waveform coder has no frames to need
