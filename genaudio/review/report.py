@@ -178,23 +178,14 @@ def read_analyze(report_dir: str | Path) -> pd.DataFrame:
 
 
 def _checkpoint_file(run: Run, row: pd.Series) -> Path | None:
-    from genaudio.models.run import BEST, CHECKPOINTS, LAST
+    from genaudio.search.layout import trial_checkpoint
 
-    cands = []
     ck = row.get("checkpoint")
-    if ck and not (isinstance(ck, float) and math.isnan(ck)):
-        ck = Path(str(ck))
-        tdir = _trial_dir(run, row.get("trial_path"))
-        cands += [ck, tdir / ck.name if tdir else ck]
+    recorded = None if not ck or (isinstance(ck, float) and math.isnan(ck)) else str(ck)
     tdir = _trial_dir(run, row.get("trial_path"))
-    if tdir is not None:
-        cands += sorted(tdir.glob("checkpoint_*"), reverse=True)
-        cands.append(tdir / "model" / CHECKPOINTS)
-    for c in cands:
-        for name in (LAST, BEST):
-            if (c / name).is_file():
-                return c / name
-    return None
+    if tdir is None:
+        return trial_checkpoint(Path(recorded).parent, recorded) if recorded else None
+    return trial_checkpoint(tdir, recorded)
 
 
 def _enc_dir(run: Run, ckpt: Path) -> Path | None:

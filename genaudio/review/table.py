@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from genaudio.errors import StoreError
-from genaudio.search.layout import REFERENCE_FILE, RESULTS_PARQUET, STATE_FILE, tune_dir
+from genaudio.search.layout import REFERENCE_FILE, RESULTS_PARQUET, STATE_FILE, tune_checkpoints, tune_dir
 
 
 #: statuses in the order the status line lists them
@@ -84,12 +84,6 @@ class Run:
 
 # ---------------------------------------------------------------------------------------------
 # reading
-
-
-def _first_error_line(text: str) -> str:
-    from genaudio.search.results import _first_error_line as f
-
-    return f(text)
 
 
 def _num(v: Any) -> float | None:
@@ -178,7 +172,9 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
     epochs = int(_num(last.get("training_iteration")) or 0)
     err_file = next((f for f in ("error.txt",) if (folder / f).is_file()), None)
     if err_file:
-        status, reason = "error", _first_error_line((folder / err_file).read_text(errors="replace")) or "trial raised an error"
+        from genaudio.search.results import first_error_line
+
+        status, reason = "error", first_error_line((folder / err_file).read_text(errors="replace")) or "trial raised an error"
     elif last.get("status") == STATUS_NAN:
         status, reason = "nan", str(last.get("reason") or "non-finite metric")
     elif epochs == 0:
@@ -192,7 +188,7 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
     else:
         # Tune says RUNNING (or nothing): still training, or the driver was interrupted
         status, reason = "running", "running (or interrupted before its last epoch)"
-    ckpts = sorted(folder.glob("checkpoint_*"), key=lambda q: q.name)
+    ckpts = tune_checkpoints(folder)
     row: dict[str, Any] = {
         "trial_id": tid, "status": status, "reason": reason, "epochs": epochs,
         "wall_time_s": _num(last.get("time_total_s")), "node_ip": last.get("node_ip"), "trial_path": str(folder),

@@ -25,7 +25,7 @@ _TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", 
               "epoch", "status", "reason", "gpu_ids", "_metric"}
 
 
-def _first_error_line(text: str | None) -> str:
+def first_error_line(text: str | None) -> str:
     """The user-facing line of a trial's error trace: the last ``Type: message`` line."""
     if not text:
         return ""
@@ -150,7 +150,7 @@ def collect_results(run_dir: str | Path, *, epochs: int, resources=None) -> list
 
 def _status(trial, last: dict, epochs_done: int, epochs: int) -> tuple[str, str]:
     if trial.status == "ERROR":
-        return "error", _first_error_line(trial.get_error()) or "trial raised an error"
+        return "error", first_error_line(trial.get_error()) or "trial raised an error"
     if last.get("status") == STATUS_NAN:
         return "nan", str(last.get("reason", "non-finite metric"))
     if trial.status == "TERMINATED":

@@ -40,7 +40,7 @@ import pyarrow as pa
 from genaudio.config import config_hash, from_dict, load, to_dict
 from genaudio.errors import ConfigError, GenaudioError, QualityError
 from genaudio.infra import atomic_dir, file_lock
-from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, cache_dir
+from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, TRIAL_MODEL_DIR, cache_dir
 from genaudio.search.session import METRIC, report_epoch
 from genaudio.search.space import selected_groups
 from genaudio.infra import atomic_write_json
@@ -234,7 +234,7 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
     enc = load_encoder(entry / "encoder")
     extra = {"encoder_cache_hit": int(hit), "encode_s": time.perf_counter() - t0, "code_dim": data.dim,
              "code_rate_hz": data.code_rate_hz, **entry_ceiling(entry, enc, judge["reference"])}
-    out_dir = Path(tune.get_context().get_trial_dir()) / "model"
+    out_dir = Path(tune.get_context().get_trial_dir()) / TRIAL_MODEL_DIR
     resume_from = None
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
