@@ -109,6 +109,37 @@ class StageResult:
     detail: str = ""
 
 
+class _RunFolder:
+    """One pipeline run folder while it runs: its stage folders, ``pipeline.json`` (what is done,
+    with which key) and the results so far."""
+
+    def __init__(self, run: Path, log: Callable[[str], None]):
+        self.path, self.log = run, log
+        self.store, self.analysis, self.encoded, self.search, self.review = (
+            run / "features", run / "analysis", run / "encoded", run / "search", run / "review")
+        self.state = _read_state(run)
+        self.results: list[StageResult] = []
+
+    def is_done(self, name: str, key: str, output: Path) -> bool:
+        """Done before with the same key, and its output is still there (then recorded as skipped)."""
+        entry = self.state.get(name, {})
+        if entry.get("status") == "done" and entry.get("key") == key and output.exists():
+            self.results.append(StageResult(name, "skipped", 0.0))
+            self.log(f"[{name}] already done")
+            return True
+        return False
+
+    def mark(self, name: str, entry: dict) -> None:
+        self.state[name] = entry
+        atomic_write_json(self.path / STATE_FILE, self.state)
+
+    def done(self, name: str, key: str, t0: float, status: str = "done", detail: str = "") -> None:
+        seconds = time.perf_counter() - t0
+        self.mark(name, {"status": "done", "key": key, "seconds": round(seconds, 2), "finished": time.time()})
+        self.results.append(StageResult(name, status, seconds, detail))
+        self.log(f"[{name}] {status} in {seconds:.1f} s{': ' + detail if detail else ''}")
+
+
 def _read_state(run: Path) -> dict:
     path = run / STATE_FILE
     if not path.is_file():
@@ -152,99 +183,97 @@ def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineCon
     -------
     list of StageResult
     """
-    from genaudio import review as review_mod
-    from genaudio.analyze import analyze
-    from genaudio.encoders.run import run_encode
-    from genaudio.encoders.store import config_for_store
-    from genaudio.extract import run_extract
-    from genaudio.search.run import run_search
-
     cfg = cfg or PipelineConfig()
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-    run = Path(run).expanduser().resolve()
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run / "config.yaml", commented_yaml(to_sections(cfg)).encode())
-    state = _read_state(run)
-    results: list[StageResult] = []
-    store, analysis, encoded, search_dir, review_dir = (run / "features", run / "analysis", run / "encoded",
-                                                        run / "search", run / "review")
-
-    def done(name: str, key: str, t0: float, status: str = "done", detail: str = "") -> None:
-        state[name] = {"status": "done", "key": key, "seconds": round(time.perf_counter() - t0, 2),
-                       "finished": time.time()}
-        atomic_write_json(run / STATE_FILE, state)
-        results.append(StageResult(name, status, time.perf_counter() - t0, detail))
-        log(f"[{name}] {status} in {time.perf_counter() - t0:.1f} s{': ' + detail if detail else ''}")
-
-    def is_done(name: str, key: str) -> bool:
-        return state.get(name, {}).get("status") == "done" and state[name].get("key") == key
-
+    path = Path(run).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path / "config.yaml", commented_yaml(to_sections(cfg)).encode())
+    r = _RunFolder(path, log)
     if "extract" in stages:
-        t0 = time.perf_counter()
-        log(f"[extract] {', '.join(map(str, inputs))} -> {store}")
-        res = run_extract(list(inputs), store, config=cfg.extract, address=address, num_cpus=num_cpus,
-                          gpus_per_worker=gpus_per_worker)
-        if res.files_ok == 0:
-            raise ConfigError("extraction produced no segments (every input file failed); see "
-                              f"{store / 'errors.parquet'}")
-        done("extract", cfg.extract.hash(), t0, detail=f"{res.files_ok} files ok, {res.files_failed} failed, "
-                                                      f"{res.segments} segments")
-
+        _extract(r, inputs, cfg.extract, address=address, num_cpus=num_cpus, gpus_per_worker=gpus_per_worker)
     if "analyze" in stages:
-        t0 = time.perf_counter()
-        key = config_hash({"store": _store_key(store), "analyze": to_dict(cfg.analyze)})
-        if is_done("analyze", key) and (analysis / "report.html").is_file():
-            results.append(StageResult("analyze", "skipped", 0.0))
-            log("[analyze] already done")
-        else:
-            log(f"[analyze] {store} -> {analysis}")
-            analyze(store, analysis, cfg.analyze)
-            done("analyze", key, t0, detail=str(analysis / "report.html"))
-
+        _analyze(r, cfg.analyze)
     if "encode" in stages:
-        t0 = time.perf_counter()
-        enc_cfg = config_for_store(store, kind=cfg.encode.kind, dim=cfg.encode.dim, groups=cfg.encode.groups,
-                                   config=cfg.encode)
-        key = config_hash({"store": _store_key(store), "encode": to_dict(enc_cfg)})
-        if is_done("encode", key) and (encoded / "manifest.json").is_file():
-            results.append(StageResult("encode", "skipped", 0.0))
-            log("[encode] already done")
-        else:
-            log(f"[encode] {enc_cfg.kind} dim {enc_cfg.dim} -> {encoded}")
-            run_encode([store], encoded, enc_cfg, overwrite=True, progress=False, log=log)
-            done("encode", key, t0, detail=str(encoded))
-
+        _encode(r, cfg.encode)
     if "search" in stages:
-        t0 = time.perf_counter()
-        subset = analysis / "subset.yaml"
-        subset = subset if subset.is_file() else None
-        key = config_hash({"store": _store_key(store), "search": to_dict(cfg.search),
-                           "subset": subset.read_text() if subset else None})
-        if is_done("search", key) and (search_dir / search_layout.RESULTS_PARQUET).is_file():
-            results.append(StageResult("search", "skipped", 0.0))
-            log("[search] already done")
-        else:
-            started = (search_dir / search_layout.STATE_FILE).is_file()
-            if started and state.get("search", {}).get("key") not in (None, key):
-                raise ConfigError(f"{search_dir} holds a search with other options; move it away to start anew")
-            state["search"] = {"status": "running", "key": key}
-            atomic_write_json(run / STATE_FILE, state)
-            log(f"[search] {'resuming' if started else 'starting'} {cfg.search.trials} trials -> {search_dir}")
-            summary = run_search(store, search_dir, None if started else cfg.search, subset=subset,
-                                 resume=started, address=address, num_cpus=num_cpus, verbose=verbose)
-            best = summary.best
-            done("search", key, t0, status="resumed" if started else "done",
-                 detail=f"{len(summary.rows)} trials" + (f", best trial {best.get('trial_id')}" if best else ""))
-
+        _search(r, cfg.search, address=address, num_cpus=num_cpus, verbose=verbose)
     if "review" in stages:
-        t0 = time.perf_counter()
-        log(f"[review] {search_dir} -> {review_dir}")
-        review_run = review_mod.load_run(search_dir)
-        review_mod.render_table(review_run, top=cfg.review.top)
-        path = review_mod.build_report(review_run, review_dir, top=cfg.review.top, clips=cfg.review.clips,
-                                       seconds=cfg.review.seconds,
-                                       analyze=analysis if (analysis / "report.html").is_file() else None)
-        done("review", "always", t0, detail=str(path))
-    return results
+        _review(r, cfg.review)
+    return r.results
+
+
+def _extract(r: _RunFolder, inputs, cfg: ExtractConfig, **ray) -> None:
+    """Always runs: the extraction skips the files the store already holds by itself."""
+    from genaudio.extract import run_extract
+
+    t0 = time.perf_counter()
+    r.log(f"[extract] {', '.join(map(str, inputs))} -> {r.store}")
+    res = run_extract(list(inputs), r.store, config=cfg, **ray)
+    if res.files_ok == 0:
+        raise ConfigError(f"extraction produced no segments (every input file failed); see {r.store / 'errors.parquet'}")
+    r.done("extract", cfg.hash(), t0, detail=f"{res.files_ok} files ok, {res.files_failed} failed, {res.segments} segments")
+
+
+def _analyze(r: _RunFolder, cfg: AnalyzeConfig) -> None:
+    from genaudio.analyze import analyze
+
+    t0 = time.perf_counter()
+    key = config_hash({"store": _store_key(r.store), "analyze": to_dict(cfg)})
+    if r.is_done("analyze", key, r.analysis / "report.html"):
+        return
+    r.log(f"[analyze] {r.store} -> {r.analysis}")
+    analyze(r.store, r.analysis, cfg)
+    r.done("analyze", key, t0, detail=str(r.analysis / "report.html"))
+
+
+def _encode(r: _RunFolder, cfg: EncoderConfig) -> None:
+    from genaudio.encoders.run import run_encode
+    from genaudio.encoders.store import config_for_store
+
+    t0 = time.perf_counter()
+    enc_cfg = config_for_store(r.store, kind=cfg.kind, dim=cfg.dim, groups=cfg.groups, config=cfg)
+    key = config_hash({"store": _store_key(r.store), "encode": to_dict(enc_cfg)})
+    if r.is_done("encode", key, r.encoded / "manifest.json"):
+        return
+    r.log(f"[encode] {enc_cfg.kind} dim {enc_cfg.dim} -> {r.encoded}")
+    run_encode([r.store], r.encoded, enc_cfg, overwrite=True, progress=False, log=r.log)
+    r.done("encode", key, t0, detail=str(r.encoded))
+
+
+def _search(r: _RunFolder, cfg: SearchConfig, *, verbose: int, **ray) -> None:
+    """Runs, resumes an interrupted search with the same key, or refuses one with another key."""
+    from genaudio.search.run import run_search
+
+    t0 = time.perf_counter()
+    subset = r.analysis / "subset.yaml"
+    subset = subset if subset.is_file() else None
+    key = config_hash({"store": _store_key(r.store), "search": to_dict(cfg),
+                       "subset": subset.read_text() if subset else None})
+    if r.is_done("search", key, r.search / search_layout.RESULTS_PARQUET):
+        return
+    started = (r.search / search_layout.STATE_FILE).is_file()
+    if started and r.state.get("search", {}).get("key") not in (None, key):
+        raise ConfigError(f"{r.search} holds a search with other options; move it away to start anew")
+    r.mark("search", {"status": "running", "key": key})
+    r.log(f"[search] {'resuming' if started else 'starting'} {cfg.trials} trials -> {r.search}")
+    summary = run_search(r.store, r.search, None if started else cfg, subset=subset, resume=started,
+                         verbose=verbose, **ray)
+    best = summary.best
+    r.done("search", key, t0, status="resumed" if started else "done",
+           detail=f"{len(summary.rows)} trials" + (f", best trial {best.get('trial_id')}" if best else ""))
+
+
+def _review(r: _RunFolder, cfg: ReviewConfig) -> None:
+    """Always runs: the report shows the search as it is now."""
+    from genaudio import review as review_mod
+
+    t0 = time.perf_counter()
+    r.log(f"[review] {r.search} -> {r.review}")
+    review_run = review_mod.load_run(r.search)
+    review_mod.render_table(review_run, top=cfg.top)
+    analysis = r.analysis if (r.analysis / "report.html").is_file() else None
+    path = review_mod.build_report(review_run, r.review, top=cfg.top, clips=cfg.clips, seconds=cfg.seconds,
+                                   analyze=analysis)
+    r.done("review", "always", t0, detail=str(path))
