@@ -18,6 +18,7 @@ unsupervised methods always run. Everything random is seeded by ``cfg.seed``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -64,9 +65,18 @@ def _subsample(n: int, k: int, rng: np.random.Generator, y: np.ndarray | None = 
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
-def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generator, notes: list[str],
-                sizes: dict, timings: dict, bar) -> dict | None:
-    """Grouped-CV accuracy, permutation importance, MI, group ablations, greedy group subset."""
+@contextlib.contextmanager
+def _step(name: str, timings: dict, bar):
+    """Time one analysis step into ``timings[name]`` and advance the progress bar by one."""
+    t = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t
+    bar.update(1)
+
+
+def _labelled_rows(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generator, notes: list[str]):
+    """``(rows, classes, counts)`` of the labelled segments the supervised analyses use (a random
+    subsample where the table is large), or ``None`` (with a note) when they do not apply."""
     if table.labels is None:
         notes.append("No label column: supervised analyses skipped (unsupervised only).")
         return None
@@ -88,9 +98,17 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
         why = (f"supervised_rows={cfg.supervised_rows:,}" if limit == cfg.supervised_rows else
                f"supervised_cells={cfg.supervised_cells:,} / {d:,} columns")
         notes.append(f"Supervised analyses use a random subsample of {len(idx):,} labelled segments ({why}).")
-    X = table.X[idx].astype(np.float64)
-    y = table.labels[idx]
-    files = table.file_ids[idx]
+    return idx, classes, counts
+
+
+def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generator, notes: list[str],
+                sizes: dict, timings: dict, bar) -> dict | None:
+    """Grouped-CV accuracy, permutation importance, MI, group ablations, greedy group subset."""
+    labelled = _labelled_rows(table, cfg, rng, notes)
+    if labelled is None:
+        return None
+    idx, classes, counts = labelled
+    X, y, files = table.X[idx].astype(np.float64), table.labels[idx], table.file_ids[idx]
     sizes["supervised_rows"] = int(len(idx))
     splits = sup.grouped_folds(y, files, folds=cfg.folds, seed=cfg.seed)
     if not splits:
@@ -101,70 +119,51 @@ def _supervised(table: FeatureTable, cfg: AnalyzeConfig, rng: np.random.Generato
         notes.append(f"Only {len(splits)} cross-validation fold(s) are possible "
                      f"({len(np.unique(files))} files).")
     model = sup.make_classifier(cfg.classifier, seed=cfg.seed)
-    feat_blocks = table.block_indices("feature")
-    group_blocks = table.block_indices("group")
-    col_blocks = [np.array([j]) for j in range(table.X.shape[1])]
+    feat_blocks, group_blocks = table.block_indices("feature"), table.block_indices("group")
+    blocks = {"column": [np.array([j]) for j in range(table.X.shape[1])], "feature": list(feat_blocks.values()),
+              "group": list(group_blocks.values())}
 
-    t = time.perf_counter()
-    accs, perm_c, perm_f, perm_g, fitted = [], [], [], [], []
-    for tr, te in splits:
-        m = sup.fit(model, X[tr], y[tr])
-        fitted.append(m)
-        accs.append(float(np.mean(m.predict(X[te]) == y[te])))
-        kw = dict(repeats=cfg.permutation_repeats, rng=rng)
-        perm_c.append(sup.permutation_importance(m, X[te], y[te], col_blocks, **kw))
-        perm_f.append(sup.permutation_importance(m, X[te], y[te], feat_blocks.values(), **kw))
-        perm_g.append(sup.permutation_importance(m, X[te], y[te], group_blocks.values(), **kw))
-    timings["cv_permutation_s"] = time.perf_counter() - t
-    bar.update(1)
+    with _step("cv_permutation_s", timings, bar):
+        accs, perm, fitted = [], {k: [] for k in blocks}, []
+        for tr, te in splits:
+            m = sup.fit(model, X[tr], y[tr])
+            fitted.append(m)
+            accs.append(float(np.mean(m.predict(X[te]) == y[te])))
+            for k, cols in blocks.items():
+                perm[k].append(sup.permutation_importance(m, X[te], y[te], cols, repeats=cfg.permutation_repeats,
+                                                          rng=rng))
+    with _step("mutual_information_s", timings, bar):
+        mi_idx = _subsample(len(y), cfg.mi_rows, rng)
+        if len(mi_idx) < len(y):
+            notes.append(f"Mutual information is estimated on {len(mi_idx):,} of those segments (mi_rows).")
+        sizes["mi_rows"] = int(len(mi_idx))
+        mi = stats.binned_mutual_information(X[mi_idx], y[mi_idx])
 
-    t = time.perf_counter()
-    mi_idx = _subsample(len(y), cfg.mi_rows, rng)
-    if len(mi_idx) < len(y):
-        notes.append(f"Mutual information is estimated on {len(mi_idx):,} of those segments (mi_rows).")
-    sizes["mi_rows"] = int(len(mi_idx))
-    mi = stats.binned_mutual_information(X[mi_idx], y[mi_idx])
-    timings["mutual_information_s"] = time.perf_counter() - t
-    bar.update(1)
-
-    t = time.perf_counter()
     groups = list(group_blocks)
-    only, without = {}, {}
+    # cross-validated accuracy of a set of groups, each set computed once (ablations, greedy path)
     cache: dict[frozenset, float] = {frozenset(groups): float(np.mean(accs))}
-    for g in groups:
-        only[g] = sup.cv_accuracy(model, X, y, splits, group_blocks[g], warm=fitted)
-        cache[frozenset([g])] = float(only[g].mean())
-        rest = [h for h in groups if h != g]
-        if rest:
-            cols = np.concatenate([group_blocks[h] for h in rest])
-            without[g] = sup.cv_accuracy(model, X, y, splits, np.sort(cols), warm=fitted)
-            cache[frozenset(rest)] = float(without[g].mean())
-        else:
-            without[g] = np.full(len(splits), np.nan)
-    timings["group_ablation_s"] = time.perf_counter() - t
-    bar.update(1)
 
-    t = time.perf_counter()
-    full = float(np.mean(accs))
-    goal = cfg.target * full
+    def accuracy_of(gs) -> np.ndarray:
+        cols = np.sort(np.concatenate([group_blocks[h] for h in gs]))
+        folds = sup.cv_accuracy(model, X, y, splits, cols, warm=fitted)
+        cache[frozenset(gs)] = float(folds.mean())
+        return folds
 
-    def evaluate(gs: tuple[str, ...]) -> float:
-        key = frozenset(gs)
-        if key not in cache:
-            cols = np.sort(np.concatenate([group_blocks[h] for h in gs]))
-            cache[key] = float(sup.cv_accuracy(model, X, y, splits, cols, warm=fitted).mean())
-        return cache[key]
+    with _step("group_ablation_s", timings, bar):
+        only = {g: accuracy_of([g]) for g in groups}
+        without = {g: (accuracy_of([h for h in groups if h != g]) if len(groups) > 1
+                       else np.full(len(splits), np.nan)) for g in groups}
+    with _step("greedy_subset_s", timings, bar):
+        goal = cfg.target * float(np.mean(accs))
+        path = sup.greedy_groups(lambda gs: cache[frozenset(gs)] if frozenset(gs) in cache else
+                                 float(accuracy_of(gs).mean()),
+                                 groups, goal=goal, first={g: cache[frozenset([g])] for g in groups})
 
-    path = sup.greedy_groups(evaluate, groups, goal=goal, first={g: cache[frozenset([g])] for g in groups})
-    timings["greedy_subset_s"] = time.perf_counter() - t
-    bar.update(1)
-
-    majority = counts.max() / counts.sum()
     return {
-        "classes": classes.tolist(), "class_counts": counts.tolist(), "chance": float(majority),
+        "classes": classes.tolist(), "class_counts": counts.tolist(), "chance": float(counts.max() / counts.sum()),
         "folds": len(splits), "accuracy": np.asarray(accs),
-        "perm_column": np.concatenate(perm_c, axis=1), "perm_feature": np.concatenate(perm_f, axis=1),
-        "perm_group": np.concatenate(perm_g, axis=1), "feature_order": list(feat_blocks),
+        "perm_column": np.concatenate(perm["column"], axis=1), "perm_feature": np.concatenate(perm["feature"], axis=1),
+        "perm_group": np.concatenate(perm["group"], axis=1), "feature_order": list(feat_blocks),
         "group_order": groups, "mi": mi, "only": only, "without": without, "path": path, "goal": goal,
         "rows": idx,
     }
