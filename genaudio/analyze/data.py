@@ -223,20 +223,8 @@ def load_table(store_dir: str | Path, cfg: AnalyzeConfig) -> FeatureTable:
     if not cols:
         raise StoreError(f"{store_dir}: the segments table has no summary columns "
                          "(<feature>_<dim>_<stat>); was it written by `genaudio extract`?")
-    catalog = _catalog_info()
-    mfeat = manifest.get("features") or {}
-    groups: dict[str, str] = {}
-    units: dict[str, str] = {}
-    for _, f in cols:
-        info = mfeat.get(f) if isinstance(mfeat, dict) else None
-        g = (info or {}).get("group") if isinstance(info, dict) else None
-        groups[f] = g or catalog.get(f, (None, None))[0] or "other"
-        unit = (info or {}).get("unit") if isinstance(info, dict) else None
-        unit = unit or catalog.get(f, (None, None))[1]
-        if unit:
-            units[f] = str(unit)
+    groups, units = _groups_and_units(manifest, [f for _, f in cols])
     cols = _select(cols, groups, tuple(cfg.features))
-
     names = schema.names
     label_col = cfg.label_column or None
     if label_col is not None and label_col not in names:
@@ -282,7 +270,37 @@ def load_table(store_dir: str | Path, cfg: AnalyzeConfig) -> FeatureTable:
     for j, (c, _) in enumerate(cols):
         X[:, j] = table.column(c).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     del table
+    X, cols, excluded, imputed = _clean(X, cols, notes)
+    if not cols:
+        raise StoreError(f"{store_dir}: every summary column is constant or non-finite; nothing to analyse")
+    feats = [f for _, f in cols]
+    return FeatureTable(
+        X=X, columns=[c for c, _ in cols], features=feats, groups=[groups[f] for f in feats],
+        labels=labels, file_ids=file_ids, n_rows_total=n_total, excluded=excluded, imputed=imputed,
+        notes=notes, units={f: u for f, u in units.items() if f in set(feats)},
+    )
 
+
+def _groups_and_units(manifest: dict, features: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each feature's group and unit: the store's manifest first, then genaudio's catalog."""
+    catalog = _catalog_info()
+    mfeat = manifest.get("features") or {}
+    groups: dict[str, str] = {}
+    units: dict[str, str] = {}
+    for f in features:
+        info = mfeat.get(f) if isinstance(mfeat, dict) else None
+        info = info if isinstance(info, dict) else {}
+        groups[f] = info.get("group") or catalog.get(f, (None, None))[0] or "other"
+        unit = info.get("unit") or catalog.get(f, (None, None))[1]
+        if unit:
+            units[f] = str(unit)
+    return groups, units
+
+
+def _clean(X: np.ndarray, cols: list, notes: list[str]):
+    """Drop the constant and all-non-finite columns, replace other non-finite values by the
+    column median (in place), and say so in ``notes``. Returns ``(X, cols, excluded, imputed)``."""
+    n = X.shape[0]
     excluded: list[tuple[str, str]] = []
     imputed: list[tuple[str, int]] = []
     keep = np.ones(len(cols), dtype=bool)
@@ -308,13 +326,4 @@ def load_table(store_dir: str | Path, cfg: AnalyzeConfig) -> FeatureTable:
     if imputed:
         notes.append(f"Replaced non-finite values by the column median in {len(imputed)} column(s) "
                      f"({sum(k for _, k in imputed):,} values).")
-    if not keep.any():
-        raise StoreError(f"{store_dir}: every summary column is constant or non-finite; nothing to analyse")
-    X = np.ascontiguousarray(X[:, keep])
-    cols = [c for c, k in zip(cols, keep) if k]
-    feats = [f for _, f in cols]
-    return FeatureTable(
-        X=X, columns=[c for c, _ in cols], features=feats, groups=[groups[f] for f in feats],
-        labels=labels, file_ids=file_ids, n_rows_total=n_total, excluded=excluded, imputed=imputed,
-        notes=notes, units={f: u for f, u in units.items() if f in set(feats)},
-    )
+    return np.ascontiguousarray(X[:, keep]), [c for c, k in zip(cols, keep) if k], excluded, imputed
