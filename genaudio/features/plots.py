@@ -7,6 +7,8 @@ catalog features. matplotlib runs on the Agg backend (no display needed).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,25 @@ def _mpl():
     return plt
 
 
+@dataclasses.dataclass
+class _Clip:
+    """What every figure of :func:`plot_clip` draws from: the features, their time axis, labels."""
+
+    y: np.ndarray
+    sr: int
+    config: FeatureConfig
+    f: dict
+    t: np.ndarray     # frame times (s)
+    sup: str          # " - <title>" or ""
+
+    @property
+    def spec_kw(self) -> dict:
+        return dict(sr=self.sr, hop_length=self.config.hop_length, x_axis="time")
+
+
 def plot_clip(y: np.ndarray, sr: int, out_dir: str | Path, *, config: FeatureConfig | None = None,
               title: str = "", analysis: Analysis | None = None, dpi: int = 110) -> list[Path]:
-    """Write PNG figures of one clip to ``out_dir``.
+    """Write PNG figures of one clip to ``out_dir`` (one per entry of :data:`CLIP_FIGURES`).
 
     Parameters
     ----------
@@ -53,117 +71,141 @@ def plot_clip(y: np.ndarray, sr: int, out_dir: str | Path, *, config: FeatureCon
     list of Path
         The PNG files written.
     """
-    import librosa.display
+    import librosa
 
     plt = _mpl()
     config = config or FeatureConfig()
     a = analysis or Analysis(y, sr, config=config)
     f = a.compute(PLOT_FEATURES)
-    hop = config.hop_length
+    t = librosa.times_like(f["rms"], sr=sr, hop_length=config.hop_length)[: f["rms"].shape[-1]]
+    clip = _Clip(a.y, sr, config, f, t, f" - {title}" if title else "")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    sup = f" - {title}" if title else ""
-    t = librosa.times_like(f["rms"], sr=sr, hop_length=hop)[: f["rms"].shape[-1]]
-
-    def save(fig, name):
+    for name, draw in CLIP_FIGURES:
+        fig = draw(plt, clip)
         path = out_dir / f"{name}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
+    return written
 
-    spec_kw = dict(sr=sr, hop_length=hop, x_axis="time")
 
-    # 1. waveform with the RMS envelope
+def _waveform(plt, c: _Clip):
+    """The waveform with the RMS envelope."""
+    import librosa.display
+
     fig, ax = plt.subplots(figsize=(10, 3))
-    librosa.display.waveshow(a.y, sr=sr, ax=ax, color="0.55", label="waveform")
-    ax.plot(t, f["rms"][0], color="C3", lw=1.2, label="RMS (frame)")
-    ax.plot(t, -f["rms"][0], color="C3", lw=1.2)
-    ax.set(title=f"Waveform{sup}", xlabel="Time (s)", ylabel="Amplitude (full scale = 1)")
+    librosa.display.waveshow(c.y, sr=c.sr, ax=ax, color="0.55", label="waveform")
+    ax.plot(c.t, c.f["rms"][0], color="C3", lw=1.2, label="RMS (frame)")
+    ax.plot(c.t, -c.f["rms"][0], color="C3", lw=1.2)
+    ax.set(title=f"Waveform{c.sup}", xlabel="Time (s)", ylabel="Amplitude (full scale = 1)")
     ax.legend(loc="upper right", fontsize=8)
-    save(fig, "waveform")
+    return fig
 
-    # 2. log-frequency STFT spectrogram
-    fig, ax = plt.subplots(figsize=(10, 4))
-    img = librosa.display.specshow(f["stft_db"], y_axis="log", ax=ax, **spec_kw)
-    ax.set(title=f"Spectrogram (STFT, n_fft={config.n_fft}){sup}", xlabel="Time (s)", ylabel="Frequency (Hz)")
-    fig.colorbar(img, ax=ax, format="%+2.0f dB", label="Level (dB re 1.0)")
-    save(fig, "spectrogram")
 
-    # 3. mel spectrogram
-    fig, ax = plt.subplots(figsize=(10, 4))
-    img = librosa.display.specshow(f["log_mel"], y_axis="mel", ax=ax, **spec_kw)
-    ax.set(title=f"Mel spectrogram ({config.n_mels} bands){sup}", xlabel="Time (s)", ylabel="Frequency (Hz, mel scale)")
-    fig.colorbar(img, ax=ax, format="%+2.0f dB", label="Level (dB re 1.0)")
-    save(fig, "mel_spectrogram")
+def _image(plt, c: _Clip, data, *, title: str, ylabel: str, colorbar: str, size=(10, 4), db: bool = False,
+           **show):
+    """One time-frequency image with its colour bar (spectrograms, MFCC, tempogram, tonnetz)."""
+    import librosa.display
 
-    # 4. MFCC
-    fig, ax = plt.subplots(figsize=(10, 4))
-    img = librosa.display.specshow(f["mfcc"], ax=ax, cmap="coolwarm", **spec_kw)
-    ax.set(title=f"MFCC ({config.n_mfcc} coefficients){sup}", xlabel="Time (s)", ylabel="Coefficient")
-    fig.colorbar(img, ax=ax, label="Value (dB-scaled DCT)")
-    save(fig, "mfcc")
+    fig, ax = plt.subplots(figsize=size)
+    img = librosa.display.specshow(data, ax=ax, **show, **c.spec_kw)
+    ax.set(title=f"{title}{c.sup}", xlabel="Time (s)", ylabel=ylabel)
+    fig.colorbar(img, ax=ax, label=colorbar, **({"format": "%+2.0f dB"} if db else {}))
+    return fig, ax
 
-    # 5. chroma: STFT, CQT, CENS
+
+def _chroma(plt, c: _Clip):
+    """Chromagrams: STFT, CQT, CENS."""
+    import librosa.display
+
     fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     for ax, name in zip(axes, ("chroma_stft", "chroma_cqt", "chroma_cens")):
-        img = librosa.display.specshow(f[name], y_axis="chroma", ax=ax, cmap="magma", **spec_kw)
+        img = librosa.display.specshow(c.f[name], y_axis="chroma", ax=ax, cmap="magma", **c.spec_kw)
         ax.set(title=name, ylabel="Pitch class", xlabel="")
         fig.colorbar(img, ax=ax, label="Energy (normalised)")
     axes[-1].set_xlabel("Time (s)")
-    fig.suptitle(f"Chromagrams{sup}")
-    save(fig, "chroma")
+    fig.suptitle(f"Chromagrams{c.sup}")
+    return fig
 
-    # 6. long-term average spectrum
+
+def _ltas(plt, c: _Clip):
+    """The long-term average spectrum."""
+    import librosa
+
     fig, ax = plt.subplots(figsize=(10, 4))
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=config.n_fft)
-    ax.semilogx(freqs[1:], f["ltas"][1:], color="C0")
-    ax.set(title=f"Long-term average spectrum{sup}", xlabel="Frequency (Hz)",
-           ylabel="Mean power (dB re 1.0)", xlim=(max(freqs[1], 20.0), sr / 2))
+    freqs = librosa.fft_frequencies(sr=c.sr, n_fft=c.config.n_fft)
+    ax.semilogx(freqs[1:], c.f["ltas"][1:], color="C0")
+    ax.set(title=f"Long-term average spectrum{c.sup}", xlabel="Frequency (Hz)",
+           ylabel="Mean power (dB re 1.0)", xlim=(max(freqs[1], 20.0), c.sr / 2))
     ax.grid(True, which="both", alpha=0.3)
-    save(fig, "ltas")
+    return fig
 
-    # 7. spectral shape curves over the spectrogram, and flatness / ZCR
+
+def _spectral_shape(plt, c: _Clip):
+    """Centroid, bandwidth and roll-off over the spectrogram; flatness and ZCR below."""
+    import librosa.display
+
+    f, t = c.f, c.t
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     ax = axes[0]
-    librosa.display.specshow(f["stft_db"], y_axis="log", ax=ax, cmap="gray_r", alpha=0.6, **spec_kw)
-    c, b = f["spectral_centroid"][0], f["spectral_bandwidth"][0]
-    ax.fill_between(t, np.maximum(c - b, 1.0), c + b, color="C0", alpha=0.25, label="centroid ± bandwidth")
-    ax.plot(t, c, color="C0", lw=1.2, label="spectral centroid")
-    ax.plot(t, f["spectral_rolloff"][0], color="C3", lw=1.2, label=f"roll-off ({config.roll_percent:.0%})")
-    ax.set(title=f"Spectral shape{sup}", ylabel="Frequency (Hz)", xlabel="")
+    librosa.display.specshow(f["stft_db"], y_axis="log", ax=ax, cmap="gray_r", alpha=0.6, **c.spec_kw)
+    cen, bw = f["spectral_centroid"][0], f["spectral_bandwidth"][0]
+    ax.fill_between(t, np.maximum(cen - bw, 1.0), cen + bw, color="C0", alpha=0.25, label="centroid ± bandwidth")
+    ax.plot(t, cen, color="C0", lw=1.2, label="spectral centroid")
+    ax.plot(t, f["spectral_rolloff"][0], color="C3", lw=1.2, label=f"roll-off ({c.config.roll_percent:.0%})")
+    ax.set(title=f"Spectral shape{c.sup}", ylabel="Frequency (Hz)", xlabel="")
     ax.legend(loc="upper right", fontsize=8)
     ax = axes[1]
     ax.plot(t, f["spectral_flatness"][0], color="C2", label="spectral flatness")
     ax.plot(t, f["zero_crossing_rate"][0], color="C1", label="zero-crossing rate")
     ax.set(xlabel="Time (s)", ylabel="Ratio (0-1)", ylim=(0, None))
     ax.legend(loc="upper right", fontsize=8)
-    save(fig, "spectral_shape")
+    return fig
 
-    # 8. onset strength and beats
+
+def _onsets_beats(plt, c: _Clip):
+    """Onset strength with the tracked beats."""
+    f, t = c.f, c.t
     fig, ax = plt.subplots(figsize=(10, 3))
     ax.plot(t, f["onset_strength"][0], color="C0", label="onset strength")
     beat_t = t[f["beats"][0] > 0]
     ax.vlines(beat_t, 0, float(np.max(f["onset_strength"])) or 1.0, color="C3", alpha=0.6, linestyle="--",
               label=f"beats ({len(beat_t)})")
-    ax.set(title=f"Onset strength and beats, tempo {float(f['tempo'][0]):.1f} BPM{sup}", xlabel="Time (s)",
+    ax.set(title=f"Onset strength and beats, tempo {float(f['tempo'][0]):.1f} BPM{c.sup}", xlabel="Time (s)",
            ylabel="Spectral flux (dB)")
     ax.legend(loc="upper right", fontsize=8)
-    save(fig, "onsets_beats")
+    return fig
 
-    # 9. tempogram
-    fig, ax = plt.subplots(figsize=(10, 4))
-    img = librosa.display.specshow(f["tempogram"], y_axis="tempo", cmap="magma", ax=ax, **spec_kw)
-    ax.axhline(float(f["tempo"][0]), color="w", linestyle="--", alpha=0.8, label=f"tempo {float(f['tempo'][0]):.1f} BPM")
-    ax.set(title=f"Tempogram (autocorrelation){sup}", xlabel="Time (s)", ylabel="Tempo (BPM)")
+
+def _tempogram(plt, c: _Clip):
+    tempo = float(c.f["tempo"][0])
+    fig, ax = _image(plt, c, c.f["tempogram"], title="Tempogram (autocorrelation)", ylabel="Tempo (BPM)",
+                     colorbar="Autocorrelation (normalised)", y_axis="tempo", cmap="magma")
+    ax.axhline(tempo, color="w", linestyle="--", alpha=0.8, label=f"tempo {tempo:.1f} BPM")
     ax.legend(loc="upper right", fontsize=8)
-    fig.colorbar(img, ax=ax, label="Autocorrelation (normalised)")
-    save(fig, "tempogram")
+    return fig
 
-    # 10. tonnetz
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    img = librosa.display.specshow(f["tonnetz"], y_axis="tonnetz", cmap="coolwarm", ax=ax, **spec_kw)
-    ax.set(title=f"Tonal centroids (tonnetz){sup}", xlabel="Time (s)", ylabel="Tonal axis")
-    fig.colorbar(img, ax=ax, label="Coordinate")
-    save(fig, "tonnetz")
-    return written
+
+#: The figures of :func:`plot_clip`, in order: (PNG name, drawing function).
+CLIP_FIGURES = (
+    ("waveform", _waveform),
+    ("spectrogram", lambda plt, c: _image(
+        plt, c, c.f["stft_db"], title=f"Spectrogram (STFT, n_fft={c.config.n_fft})", ylabel="Frequency (Hz)",
+        colorbar="Level (dB re 1.0)", db=True, y_axis="log")[0]),
+    ("mel_spectrogram", lambda plt, c: _image(
+        plt, c, c.f["log_mel"], title=f"Mel spectrogram ({c.config.n_mels} bands)",
+        ylabel="Frequency (Hz, mel scale)", colorbar="Level (dB re 1.0)", db=True, y_axis="mel")[0]),
+    ("mfcc", lambda plt, c: _image(
+        plt, c, c.f["mfcc"], title=f"MFCC ({c.config.n_mfcc} coefficients)", ylabel="Coefficient",
+        colorbar="Value (dB-scaled DCT)", cmap="coolwarm")[0]),
+    ("chroma", _chroma),
+    ("ltas", _ltas),
+    ("spectral_shape", _spectral_shape),
+    ("onsets_beats", _onsets_beats),
+    ("tempogram", _tempogram),
+    ("tonnetz", lambda plt, c: _image(
+        plt, c, c.f["tonnetz"], title="Tonal centroids (tonnetz)", ylabel="Tonal axis", colorbar="Coordinate",
+        size=(10, 3.5), y_axis="tonnetz", cmap="coolwarm")[0]),
+)
