@@ -163,14 +163,15 @@ def main() -> None:
                cfg("pca", 8, core="log_mel"), cfg("pca", 8, core="log_stft"),
                cfg("pca", 16, core="log_stft", precision="uint8"), cfg("pca", 32, core="log_stft", precision="uint8"),
                cfg("pca", 32, core="log_stft", precision="uint8", downsample=2),
-               cfg("autoencoder", 16, core="log_stft", precision="uint8", epochs=epochs, hidden=128)]
+               cfg("autoencoder", 16, core="log_stft", precision="uint8",
+                   autoencoder={"epochs": epochs, "hidden": 128})]
     if not args.quick:
         configs += [cfg("mel", 16), cfg("pca", 16, core="log_mel"), cfg("pca", 16, core="log_stft"),
                     cfg("pca", 64, core="log_stft", precision="uint8", downsample=2),
                     cfg("pca", 16, core="log_mel", precision="uint8"),
                     cfg("pca", 32, core="log_mel", precision="uint8"),
-                    cfg("autoencoder", 32, core="log_stft", precision="uint8", downsample=2, epochs=epochs,
-                        hidden=128)]
+                    cfg("autoencoder", 32, core="log_stft", precision="uint8", downsample=2,
+                        autoencoder={"epochs": epochs, "hidden": 128})]
     df = sw.rate_distortion(train, test, configs, progress=sys.stderr.isatty())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -93,9 +93,9 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
 
     if kind == "mel" and core != "log_mel":
         raise ConfigError("--encoder mel uses --core log_mel")
-    opts = dict(core=core, groups=_csv(groups), precision=precision, downsample=downsample, whiten=whiten,
-                epochs=epochs, hidden=hidden, device=device, decoder=decoder, decoder_epochs=decoder_epochs,
-                sample_rate=sample_rate, n_fft=n_fft,
+    opts = dict(core=core, groups=_csv(groups), precision=precision, downsample=downsample,
+                pca={"whiten": whiten}, autoencoder={"epochs": epochs, "hidden": hidden},
+                device=device, decoder=decoder, decoder_epochs=decoder_epochs, sample_rate=sample_rate, n_fft=n_fft,
                 hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed)
     cfg = make_encoder(kind, dim=dim, **opts).config
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))

@@ -76,14 +76,20 @@ def spectral_loss(out: torch.Tensor, target: torch.Tensor, core_dims: int) -> to
 
 @register("autoencoder")
 class AutoencoderEncoder(Encoder):
-    """Convolutional autoencoder; see the module docstring. ``config.epochs`` passes over the data."""
+    """Convolutional autoencoder; see the module docstring. Its options: ``config.autoencoder``
+    (:class:`~genaudio.encoders.base.AutoencoderOptions`)."""
 
     model: ConvAutoencoder | None = None
     history: list[float]
+    _checkpoint: Path | None = None   # set by fit(checkpoint=...)
+
+    def _config_key(self) -> str:
+        """What a checkpoint must have been trained with to be resumed."""
+        return repr(sorted(vars(self.config).items()))
 
     def _build(self) -> ConvAutoencoder:
         c = self.config
-        return ConvAutoencoder(self.input_dims, c.dim, c.hidden, c.downsample)
+        return ConvAutoencoder(self.input_dims, c.dim, c.autoencoder.hidden, c.downsample)
 
     def _pad(self, z: np.ndarray) -> np.ndarray:
         f = self.config.downsample
@@ -97,8 +103,31 @@ class AutoencoderEncoder(Encoder):
         self._progress = progress
         return super().fit(data)
 
+    def _resume(self, opt, sched, device) -> int:
+        """Restore model, optimiser, schedule, history and RNG from the fit's checkpoint when it
+        exists (same config only); the epoch to start from."""
+        self.history = []
+        ck = self._checkpoint
+        if ck is None or not ck.is_file():
+            return 0
+        try:
+            state = torch.load(ck, map_location=device, weights_only=True)
+            if state.get("config_key") != self._config_key():
+                raise EncoderError(f"checkpoint {ck} belongs to another encoder config; delete it or "
+                                   "choose another path")
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self.history = [float(x) for x in state["history"]]
+            torch.set_rng_state(state["torch_rng"])
+            return int(state["epoch"])
+        except EncoderError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
+            raise EncoderError(f"checkpoint {ck} is unreadable ({e}); delete it to start over") from None
+
     def _fit(self, zs):
-        c = self.config
+        c, a = self.config, self.config.autoencoder
         device = resolve_device(c.device)
         torch.manual_seed(c.seed)
         rng = np.random.default_rng(c.seed)
@@ -112,32 +141,14 @@ class AutoencoderEncoder(Encoder):
             data.append(torch.from_numpy(np.ascontiguousarray(z)))
         total = sum(z.shape[1] for z in data)
         # an epoch is one pass over the frames in random crops, at most 200 batches (big stores)
-        steps = max(4, min(200, math.ceil(total / (c.batch_size * crop))))
+        steps = max(4, min(200, math.ceil(total / (a.batch_size * crop))))
         self.model = self._build().to(device)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.learning_rate, total_steps=c.epochs * steps,
+        opt = torch.optim.AdamW(self.model.parameters(), lr=a.learning_rate, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.learning_rate, total_steps=a.epochs * steps,
                                                     pct_start=0.15)
-        start_epoch = 0
-        self.history = []
-        ck = getattr(self, "_checkpoint", None)
-        if ck is not None and ck.is_file():
-            try:
-                state = torch.load(ck, map_location=device, weights_only=True)
-                if state.get("config_key") != repr(sorted(vars(c).items())):
-                    raise EncoderError(f"checkpoint {ck} belongs to another encoder config; delete it or "
-                                       "choose another path")
-                self.model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                start_epoch = int(state["epoch"])
-                self.history = [float(x) for x in state["history"]]
-                torch.set_rng_state(state["torch_rng"])
-            except EncoderError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
-                raise EncoderError(f"checkpoint {ck} is unreadable ({e}); delete it to start over") from None
+        start_epoch = self._resume(opt, sched, device)
         core = self.core_dims
-        epochs = range(start_epoch, c.epochs)
+        epochs = range(start_epoch, a.epochs)
         if getattr(self, "_progress", False):
             from tqdm.auto import tqdm
             epochs = tqdm(epochs, desc="train autoencoder", unit="epoch")
@@ -146,7 +157,7 @@ class AutoencoderEncoder(Encoder):
             run = 0.0
             for _ in range(steps):
                 batch = []
-                for i in rng.integers(0, len(data), c.batch_size):
+                for i in rng.integers(0, len(data), a.batch_size):
                     z = data[i]
                     s = int(rng.integers(0, z.shape[1] - crop + 1)) // c.downsample * c.downsample
                     batch.append(z[:, s:s + crop])
@@ -159,12 +170,11 @@ class AutoencoderEncoder(Encoder):
                 sched.step()
                 run += float(loss.detach())
             self.history.append(run / steps)
-            if ck is not None:
-                with atomic_path(ck) as tmp:
+            if self._checkpoint is not None:
+                with atomic_path(self._checkpoint) as tmp:
                     torch.save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": self.history,
-                                "torch_rng": torch.get_rng_state(),
-                                "config_key": repr(sorted(vars(c).items()))}, tmp)
+                                "torch_rng": torch.get_rng_state(), "config_key": self._config_key()}, tmp)
         self.model.eval()
         self.model.to("cpu")
 

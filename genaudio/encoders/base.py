@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from genaudio.config import ConfigError, from_dict, to_dict
+from genaudio.config import ConfigError, from_dict, merge, nest, to_dict
 from genaudio.encoders import framing
 from genaudio.encoders.framing import Block, Standardizer
 from genaudio.errors import EncoderError
@@ -49,8 +49,72 @@ DECODERS = ("griffinlim", "learned")
 
 
 @dataclasses.dataclass(frozen=True)
+class PCAOptions:
+    """Options of the ``pca`` kind.
+
+    Attributes
+    ----------
+    whiten : bool
+        Scale codes to unit variance per dimension.
+    """
+
+    whiten: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderOptions:
+    """Options of the ``autoencoder`` kind (its training; ``device`` and ``seed`` are shared).
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training frames.
+    batch_size : int
+        Crops per optimiser step.
+    learning_rate : float
+        Peak learning rate (one-cycle schedule).
+    hidden : int
+        Hidden channels of the convolutional encoder and decoder.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    hidden: int = 128
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"autoencoder.{name} must be positive, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"autoencoder.learning_rate must be positive, got {self.learning_rate}")
+
+
+#: Options that were top-level fields of EncoderConfig before the kinds' options moved to their
+#: own sections; saved encoders and search runs of that time are read through
+#: :func:`upgrade_config`.
+_LEGACY_FIELDS = {"whiten": "pca", "epochs": "autoencoder", "batch_size": "autoencoder",
+                  "learning_rate": "autoencoder", "hidden": "autoencoder"}
+
+
+#: The kinds with options of their own: each is a section of :class:`EncoderConfig` of that name.
+KIND_SECTIONS = ("pca", "autoencoder")
+
+
+def upgrade_config(d: Mapping[str, Any]) -> dict:
+    """An :class:`EncoderConfig` mapping of an older genaudio (kind options at the top level)
+    in today's form (``whiten`` under ``pca``, ``epochs``... under ``autoencoder``)."""
+    out = {k: v for k, v in d.items() if k not in _LEGACY_FIELDS}
+    for k, section in _LEGACY_FIELDS.items():
+        if k in d:
+            out[section] = {**dict(out.get(section) or {}), k: d[k]}
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-    """What an encoder is: its kind, size, input frames, stored precision and training options.
+    """What an encoder is: its kind, size, input frames, stored precision, decoder, and the
+    options of each kind in their own section (``pca``, ``autoencoder``).
 
     Attributes
     ----------
@@ -67,15 +131,13 @@ class EncoderConfig:
     sample_rate, n_fft, hop_length, n_mels : int
         Analysis of the spectral core (Hz, samples, samples, bands). Match the features store when
         encoding one (:func:`genaudio.encoders.store.config_for_store` does).
-    whiten : bool
-        PCA: scale codes to unit variance per dimension.
     downsample : int
         Input frames per code frame (temporal downsampling): PCA stacks them, the autoencoder
         strides, mel averages them. ``code_rate_hz = sample_rate / hop_length / downsample``.
     precision : {"float16", "float32", "uint8"}
         Stored precision of the codes (``uint8``: per-dimension uniform quantisation).
-    epochs, batch_size, learning_rate, hidden, device :
-        Autoencoder training (``device="auto"``: CUDA when available).
+    device : str
+        Where the autoencoder and the learned decoder train (``"auto"``: CUDA when available).
     seed : int
         Seeds training and Griffin-Lim's initial phase.
     griffin_lim_iters : int
@@ -86,6 +148,10 @@ class EncoderConfig:
         fallback of any encoder without one.
     decoder_epochs : int
         Training epochs of that vocoder (:class:`genaudio.encoders.vocoder.VocoderConfig`).
+    pca : PCAOptions
+        Options of the ``pca`` kind.
+    autoencoder : AutoencoderOptions
+        Options of the ``autoencoder`` kind.
     """
 
     kind: str = "pca"
@@ -96,18 +162,15 @@ class EncoderConfig:
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 128
-    whiten: bool = False
     downsample: int = 1
     precision: str = "float16"
-    epochs: int = 30
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    hidden: int = 128
     device: str = "auto"
     seed: int = 0
     griffin_lim_iters: int = 64
     decoder: str = "griffinlim"
     decoder_epochs: int = 12
+    pca: PCAOptions = dataclasses.field(default_factory=PCAOptions)
+    autoencoder: AutoencoderOptions = dataclasses.field(default_factory=AutoencoderOptions)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -120,7 +183,7 @@ class EncoderConfig:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.downsample < 1:
             raise ConfigError(f"downsample must be >= 1, got {self.downsample}")
-        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "epochs", "batch_size", "hidden"):
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.hop_length > self.n_fft:
@@ -129,8 +192,8 @@ class EncoderConfig:
             raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.decoder_epochs < 1:
             raise ConfigError(f"decoder_epochs must be >= 1, got {self.decoder_epochs}")
-        if self.learning_rate <= 0 or self.griffin_lim_iters < 0:
-            raise ConfigError("learning_rate must be positive and griffin_lim_iters >= 0")
+        if self.griffin_lim_iters < 0:
+            raise ConfigError(f"griffin_lim_iters must be >= 0, got {self.griffin_lim_iters}")
         encoder_class(self.kind).check_config(self)   # what only this kind requires
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"feature groups repeat: {list(self.groups)}")
@@ -175,19 +238,20 @@ def make_encoder(kind: str | None = None, *, dim: int | None = None, config: Enc
     config : EncoderConfig, optional
         Base configuration (defaults otherwise).
     **options
-        Any other :class:`EncoderConfig` field, e.g. ``core="log_stft"``, ``precision="uint8"``.
+        Any other :class:`EncoderConfig` field, e.g. ``core="log_stft"``, ``precision="uint8"``;
+        a kind's section as a mapping merged over the base's (``autoencoder={"epochs": 10}``).
 
     Examples
     --------
     >>> enc = make_encoder("pca", dim=16, core="log_stft", precision="uint8")
     >>> enc.fit(waveforms).encode(y).shape   # (time, 16)
+    >>> make_encoder("autoencoder", dim=8, autoencoder={"epochs": 10, "hidden": 64})
     """
-    base = to_dict(config) if config is not None else {}
+    base = merge(to_dict(config) if config is not None else {}, nest(options))
     if kind is not None:
         base["kind"] = kind
     if dim is not None:
         base["dim"] = dim
-    base.update(options)
     if base.get("kind") == "mel":
         base["core"] = "log_mel"
         if not base.get("groups") and dim is not None and "n_mels" not in options:
@@ -677,7 +741,7 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
         raise EncoderError(f"{path}: encoder format version {meta.get('format_version')} is not supported "
                            f"(this genaudio reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     try:
-        cfg = from_dict(EncoderConfig, meta["config"])
+        cfg = from_dict(EncoderConfig, upgrade_config(meta["config"]))
         blocks = [Block(str(b["name"]), int(b["dims"]), bool(b["core"])) for b in meta["blocks"]]
     except (ConfigError, KeyError, TypeError, ValueError) as e:
         raise EncoderError(f"{path}: invalid encoder config: {e}") from None

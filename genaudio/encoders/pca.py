@@ -47,12 +47,12 @@ class PCAEncoder(Encoder):
     def _encode(self, z):
         rows = framing.stack_frames(z, self.config.downsample)
         codes = (rows - self.mean_) @ self.components_.T
-        if self.config.whiten:
+        if self.config.pca.whiten:
             codes = codes / np.sqrt(self.explained_variance_)
         return codes.astype(np.float32)
 
     def _decode(self, codes):
-        if self.config.whiten:
+        if self.config.pca.whiten:
             codes = codes * np.sqrt(self.explained_variance_)
         rows = codes @ self.components_ + self.mean_
         return framing.unstack_frames(rows, self.config.downsample, self.input_dims).astype(np.float32)

@@ -98,7 +98,11 @@ def check_trainable_configs(space: SearchSpace, cfg: SearchConfig) -> None:
             raise ConfigError(f"search space {what}: {e}") from None
 
     for fam in space.families:
-        own = [(n, d) for n, d in space.params if space.condition(n) is None or space.condition(n)[1] == fam]
+        # this family's section and every section not conditional on the family (autoencoder.*,
+        # conditional on encoder.kind, is checked with every family)
+        conds = {n: space.condition(n) for n, _ in space.params}
+        own = [(n, d) for n, d in space.params
+               if conds[n] is None or conds[n][0] != "model.family" or conds[n][1] == fam]
         fixed = {n: d.value for n, d in own if isinstance(d, Fixed)}
         common = {"model.family": fam, "epochs": cfg.epochs, "seed": cfg.seed}
         for name, d in own:

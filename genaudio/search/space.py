@@ -49,7 +49,9 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "encoder": {
         "kind": ["pca", "autoencoder"],
         "dim": {"low": 8, "high": 64, "log": True},
-        "epochs": 30,                  # autoencoder training epochs (fixed)
+    },
+    "autoencoder": {                   # the autoencoder kind's options (EncoderConfig.autoencoder)
+        "epochs": 30,                  # training epochs (fixed)
     },
     "model": {
         "family": ["lstm", "gan"],
@@ -74,11 +76,12 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
 
 #: Sections sampled only when another parameter has a given value.
 CONDITIONAL_SECTIONS: dict[str, tuple[str, str]] = {
+    "autoencoder": ("encoder.kind", "autoencoder"),
     "lstm": ("model.family", "lstm"),
     "gan": ("model.family", "gan"),
 }
 
-SECTIONS = ("features", "encoder", "model", "lstm", "gan", "train", "score")
+SECTIONS = ("features", "encoder", "autoencoder", "model", "lstm", "gan", "train", "score")
 FAMILIES = ("lstm", "gan")
 
 

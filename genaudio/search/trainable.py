@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from genaudio.config import config_hash, from_dict, load, to_dict
+from genaudio.config import config_hash, from_dict, load, merge, nest, to_dict
 from genaudio.errors import ConfigError, GenaudioError, QualityError
 from genaudio.infra import atomic_dir, file_lock
 from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, TRIAL_MODEL_DIR, cache_dir
@@ -80,12 +80,15 @@ def encoder_options(flat: dict, analysis: dict | None = None, group_features: di
     ``analysis`` holds the store's ``sample_rate``, ``n_fft``, ``hop_length``, ``n_mels`` so the
     encoder matches the frames it reads; ``group_features`` maps groups to their frame features.
     """
-    from genaudio.encoders import EncoderConfig
+    from genaudio.encoders.base import KIND_SECTIONS, EncoderConfig, upgrade_config
 
     feats: list[str] = []
     for g in selected_groups(flat):
         feats += list((group_features or {}).get(g, ()))
-    d = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("encoder.")}
+    # encoder.* are EncoderConfig's own fields (kind options there: a search of an older genaudio);
+    # <kind>.* (e.g. autoencoder.epochs) its kind sections
+    d = upgrade_config({k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("encoder.")})
+    d = merge(d, nest({k: v for k, v in flat.items() if k.split(".", 1)[0] in KIND_SECTIONS}))
     d.update(core=flat.get("features.core", "log_mel"), groups=tuple(feats), seed=int(flat.get("seed", 0)))
     d.update(analysis or {})
     return to_dict(from_dict(EncoderConfig, d))

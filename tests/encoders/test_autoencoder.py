@@ -11,7 +11,12 @@ from genaudio.errors import EncoderError
 
 from .conftest import tone
 
-TINY = dict(hidden=32, batch_size=8, learning_rate=3e-3, n_mels=64, device="cpu")
+TINY = dict(n_mels=64, device="cpu")
+
+
+def tiny(epochs: int) -> dict:
+    """A small, fast autoencoder's options."""
+    return {"autoencoder": {"hidden": 32, "batch_size": 8, "learning_rate": 3e-3, "epochs": epochs}}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +26,7 @@ def tones():
 
 @pytest.fixture(scope="module")
 def trained(tones):
-    return make_encoder("autoencoder", dim=8, epochs=25, downsample=2, **TINY).fit(tones)
+    return make_encoder("autoencoder", dim=8, **tiny(25), downsample=2, **TINY).fit(tones)
 
 
 def test_learns_and_reconstructs_a_tone(trained):
@@ -38,7 +43,7 @@ def test_learns_and_reconstructs_a_tone(trained):
 
 
 def test_seeded_and_saved_without_pickle(tmp_path, tones, trained):
-    again = make_encoder("autoencoder", dim=8, epochs=25, downsample=2, **TINY).fit(tones)
+    again = make_encoder("autoencoder", dim=8, **tiny(25), downsample=2, **TINY).fit(tones)
     np.testing.assert_allclose(again.encode(tones[0]), trained.encode(tones[0]), atol=1e-4)
     trained.save(tmp_path / "ae")
     state = torch.load(tmp_path / "ae" / "weights.pt", weights_only=True)  # plain tensors only
@@ -52,14 +57,14 @@ def test_seeded_and_saved_without_pickle(tmp_path, tones, trained):
 
 def test_checkpoint_resumes_an_interrupted_fit(tmp_path, tones):
     ck = tmp_path / "ck.pt"
-    full = make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones)
+    full = make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones)
     # an interrupted run: 2 of 4 epochs done, checkpoint on disk
-    make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones, checkpoint=ck)
+    make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones, checkpoint=ck)
     state = torch.load(ck, weights_only=True)
     state["epoch"] = 4
     torch.save(state, ck)
-    resumed = make_encoder("autoencoder", dim=4, epochs=4, **TINY).fit(tones, checkpoint=ck)
+    resumed = make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones, checkpoint=ck)
     assert len(resumed.history) == 4  # nothing retrained: resumed at the end
     assert resumed.history == pytest.approx(full.history)
     with pytest.raises(EncoderError, match="another encoder config"):
-        make_encoder("autoencoder", dim=5, epochs=4, **TINY).fit(tones, checkpoint=ck)
+        make_encoder("autoencoder", dim=5, **tiny(4), **TINY).fit(tones, checkpoint=ck)

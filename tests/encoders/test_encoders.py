@@ -75,7 +75,7 @@ def test_more_dims_and_8bit_codes_spend_bits_better(clips):
 
 
 @pytest.mark.parametrize("kind,options", [
-    ("pca", {"dim": 6, "whiten": True, "precision": "uint8"}),
+    ("pca", {"dim": 6, "pca": {"whiten": True}, "precision": "uint8"}),
     ("mel", {"dim": 32, "downsample": 2}),
     ("mulaw", {"dim": 128}),
 ])
@@ -213,3 +213,17 @@ def test_what_a_kind_needs_lives_in_its_class(clips):
     with pytest.raises(ConfigError, match="needs at least one feature group"):
         EncoderConfig(kind="pca", core="none")
     EncoderConfig(kind="mulaw", core="none")   # a waveform coder has no frames to need
+
+
+def test_an_encoder_saved_before_the_kind_sections_still_loads(tmp_path, clips):
+    """Saved encoders of an older genaudio have the kind options at the top level of config.json."""
+    enc = make_encoder("pca", dim=4, pca={"whiten": True}).fit(clips[:2])
+    folder = enc.save(tmp_path / "enc")
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["config"]["pca"] == {"whiten": True} and meta["config"]["autoencoder"]["epochs"] == 30
+    cfg = {k: v for k, v in meta["config"].items() if k not in ("pca", "autoencoder")}
+    meta["config"] = {**cfg, "whiten": True, "epochs": 12, "hidden": 64, "batch_size": 16, "learning_rate": 2e-3}
+    (folder / "config.json").write_text(json.dumps(meta))
+    old = load_encoder(folder)
+    assert old.config.pca.whiten and old.config.autoencoder.epochs == 12 and old.config.autoencoder.hidden == 64
+    np.testing.assert_array_equal(old.encode(clips[0]), enc.encode(clips[0]))

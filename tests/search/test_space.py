@@ -54,6 +54,23 @@ def test_conditional_sections_follow_the_family():
     assert {c["features.tonal"] for c in configs} == {True, False}
 
 
+def test_the_autoencoders_options_follow_its_kind():
+    """autoencoder.* (EncoderConfig's autoencoder section) only in autoencoder trials; the trial's
+    encoder config carries it there; a search of an older genaudio (encoder.epochs) still reads."""
+    from genaudio.search.trainable import encoder_options
+
+    configs = _sample(build_space({"autoencoder": {"epochs": 7, "hidden": [32, 64]}}, frame_features=FRAMES))
+    assert {c["encoder.kind"] for c in configs} == {"pca", "autoencoder"}
+    for c in configs:
+        auto = c["encoder.kind"] == "autoencoder"
+        assert ("autoencoder.epochs" in c, "autoencoder.hidden" in c) == (auto, auto)
+        enc = encoder_options(c)
+        if auto:
+            assert enc["autoencoder"] == {**enc["autoencoder"], "epochs": 7, "hidden": c["autoencoder.hidden"]}
+    old = encoder_options({"encoder.kind": "autoencoder", "encoder.dim": 8, "encoder.epochs": 5})
+    assert old["autoencoder"]["epochs"] == 5 and "epochs" not in old
+
+
 def test_yaml_overrides_merge_section_by_section():
     space = build_space({"model": {"family": ["gan"]}, "lstm": None,
                          "gan": {"latent": [16, 32], "loss": "ns"},
