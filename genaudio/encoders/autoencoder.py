@@ -17,10 +17,11 @@ weighs the spectral envelope and slow energy changes that Griffin-Lim renders au
 (A waveform-domain multi-resolution STFT loss would need a differentiable vocoder; Griffin-Lim
 is not one.)
 
-Training is seeded (``torch.manual_seed``), runs on CUDA when available (``device="auto"``), and
-can checkpoint every epoch (``fit(data, checkpoint=PATH)``: model + optimiser + epoch, loaded
-with ``weights_only=True``; an interrupted fit resumes from it). The saved encoder holds the
-final weights in ``weights.pt`` (a plain state dict).
+Training is seeded (``torch.manual_seed``; one ``torch.Generator`` draws every crop), runs on CUDA
+when available (``device="auto"``), and can checkpoint every epoch (``fit(data, checkpoint=PATH)``:
+model, optimiser, schedule, epoch, history and both RNG states, loaded with ``weights_only=True``);
+an interrupted fit resumes from it to the same result as an uninterrupted one. The saved encoder
+holds the final weights in ``weights.pt`` (a plain state dict).
 """
 from __future__ import annotations
 
@@ -103,34 +104,11 @@ class AutoencoderEncoder(Encoder):
         self._progress = progress
         return super().fit(data)
 
-    def _resume(self, opt, sched, device) -> int:
-        """Restore model, optimiser, schedule, history and RNG from the fit's checkpoint when it
-        exists (same config only); the epoch to start from."""
-        self.history = []
-        ck = self._checkpoint
-        if ck is None or not ck.is_file():
-            return 0
-        try:
-            state = torch.load(ck, map_location=device, weights_only=True)
-            if state.get("config_key") != self._config_key():
-                raise EncoderError(f"checkpoint {ck} belongs to another encoder config; delete it or "
-                                   "choose another path")
-            self.model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            self.history = [float(x) for x in state["history"]]
-            torch.set_rng_state(state["torch_rng"])
-            return int(state["epoch"])
-        except EncoderError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
-            raise EncoderError(f"checkpoint {ck} is unreadable ({e}); delete it to start over") from None
-
     def _fit(self, zs):
         c, a = self.config, self.config.autoencoder
         device = resolve_device(c.device)
         torch.manual_seed(c.seed)
-        rng = np.random.default_rng(c.seed)
+        gen = torch.Generator().manual_seed(c.seed)      # draws every crop; checkpointed
         crop = max(CROP // c.downsample, 1) * c.downsample
         # training crops: every clip padded to at least one crop
         data = []
@@ -146,37 +124,68 @@ class AutoencoderEncoder(Encoder):
         opt = torch.optim.AdamW(self.model.parameters(), lr=a.learning_rate, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.learning_rate, total_steps=a.epochs * steps,
                                                     pct_start=0.15)
-        start_epoch = self._resume(opt, sched, device)
-        core = self.core_dims
+        start_epoch = self._resume(opt, sched, gen, device)
         epochs = range(start_epoch, a.epochs)
         if getattr(self, "_progress", False):
             from tqdm.auto import tqdm
             epochs = tqdm(epochs, desc="train autoencoder", unit="epoch")
         for epoch in epochs:
-            self.model.train()
-            run = 0.0
-            for _ in range(steps):
-                batch = []
-                for i in rng.integers(0, len(data), a.batch_size):
-                    z = data[i]
-                    s = int(rng.integers(0, z.shape[1] - crop + 1)) // c.downsample * c.downsample
-                    batch.append(z[:, s:s + crop])
-                x = torch.stack(batch).to(device)
-                loss = spectral_loss(self.model(x), x, core)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                run += float(loss.detach())
-            self.history.append(run / steps)
+            loss = self._train_epoch(epoch, data, crop, steps, opt, sched, gen, device)
+            self.history.append(loss)
             if self._checkpoint is not None:
                 with atomic_path(self._checkpoint) as tmp:
                     torch.save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": self.history,
-                                "torch_rng": torch.get_rng_state(), "config_key": self._config_key()}, tmp)
+                                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                                "config_key": self._config_key()}, tmp)
         self.model.eval()
         self.model.to("cpu")
+
+    def _train_epoch(self, epoch: int, data: list, crop: int, steps: int, opt, sched, gen, device) -> float:
+        """``steps`` updates on random crops of ``data``; the mean training loss."""
+        f, batch_size = self.config.downsample, self.config.autoencoder.batch_size
+        self.model.train()
+        total = 0.0
+        for _ in range(steps):
+            batch = []
+            for i in torch.randint(len(data), (batch_size,), generator=gen).tolist():
+                z = data[i]
+                start = int(torch.randint(z.shape[1] - crop + 1, (1,), generator=gen)) // f * f
+                batch.append(z[:, start:start + crop])
+            x = torch.stack(batch).to(device)
+            loss = spectral_loss(self.model(x), x, self.core_dims)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        return total / steps
+
+    def _resume(self, opt, sched, gen, device) -> int:
+        """Restore model, optimiser, schedule, history and both RNGs from the fit's checkpoint when
+        it exists (same config only): the epoch to start from. The resumed fit is the same as an
+        uninterrupted one."""
+        self.history = []
+        ck = self._checkpoint
+        if ck is None or not ck.is_file():
+            return 0
+        try:
+            state = torch.load(ck, map_location=device, weights_only=True)
+            if state.get("config_key") != self._config_key():
+                raise EncoderError(f"checkpoint {ck} belongs to another encoder config; delete it or "
+                                   "choose another path")
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self.history = [float(x) for x in state["history"]]
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            return int(state["epoch"])
+        except EncoderError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
+            raise EncoderError(f"checkpoint {ck} is unreadable ({e}); delete it to start over") from None
 
     @torch.no_grad()
     def _encode(self, z):

@@ -55,16 +55,30 @@ def test_seeded_and_saved_without_pickle(tmp_path, tones, trained):
         load_encoder(tmp_path / "ae")
 
 
-def test_checkpoint_resumes_an_interrupted_fit(tmp_path, tones):
+def test_checkpoint_resumes_an_interrupted_fit_exactly(tmp_path, tones):
+    from genaudio.encoders.autoencoder import AutoencoderEncoder
+
+    class Interrupted(Exception):
+        pass
+
+    class StopsInEpochThree(AutoencoderEncoder):
+        """The real encoder, killed at the start of its third epoch (after two checkpoints)."""
+
+        def _train_epoch(self, epoch, *args):
+            if epoch == 2:
+                raise Interrupted
+            return super()._train_epoch(epoch, *args)
+
     ck = tmp_path / "ck.pt"
     full = make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones)
-    # an interrupted run: 2 of 4 epochs done, checkpoint on disk
-    make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones, checkpoint=ck)
-    state = torch.load(ck, weights_only=True)
-    state["epoch"] = 4
-    torch.save(state, ck)
-    resumed = make_encoder("autoencoder", dim=4, **tiny(4), **TINY).fit(tones, checkpoint=ck)
-    assert len(resumed.history) == 4  # nothing retrained: resumed at the end
-    assert resumed.history == pytest.approx(full.history)
+    cfg = full.config
+    with pytest.raises(Interrupted):
+        StopsInEpochThree(cfg).fit(tones, checkpoint=ck)
+    assert torch.load(ck, weights_only=True)["epoch"] == 2
+    resumed = make_encoder(config=cfg).fit(tones, checkpoint=ck)
+    assert resumed.history == full.history            # the same crops, the same steps
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    np.testing.assert_array_equal(resumed.encode(tones[0]), full.encode(tones[0]))
     with pytest.raises(EncoderError, match="another encoder config"):
         make_encoder("autoencoder", dim=5, **tiny(4), **TINY).fit(tones, checkpoint=ck)

@@ -125,7 +125,8 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     cfg = load(SearchConfig, {"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
                                   "features": {"optional": []}, "model": {"family": ["lstm"]},
-                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "epochs": 2, "hidden": 16},
+                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8},
+                                  "autoencoder": {"epochs": 2, "hidden": 16},
                                   "lstm": {"layers": 1, "hidden": 16, "context": 8},
                                   "train": {"batch_size": 8, "steps_per_epoch": 3}}})
     run = tmp_path / "run"
