@@ -153,6 +153,25 @@ def test_extract_file_rows_and_errors_never_raise(tmp_path):
     assert rows.schema.field("mfcc_00_mean").type == pa.float32()
 
 
+def test_a_group_is_one_table_and_a_file_that_cannot_be_written_is_a_failed_row(samples_dir):
+    """The actors build one table per group (the per-table cost of 5,447 columns paid once); rows
+    equal extract_file's; a file whose rows cannot become a table is a failed status row
+    (stage write), the others are kept."""
+    cfg = ex.ExtractConfig(features=_small_config().features)
+    files = ex.discover([samples_dir / "piano", samples_dir / "drums"])[:3]
+    analysed = [(af, ex.analyse_file(af, cfg)[0]) for af in files]
+    group = ex.rows_table([r for _, r in analysed], cfg)
+    single = pa.concat_tables([ex.extract_file(af, cfg)[0] for af in files])
+    assert group.equals(single)
+    broken = analysed[1][1]
+    broken.summaries[0] = broken.summaries[0][:-1]            # one value short: no table can hold it
+    status = [{"path": af.path, "status": "ok", "segments": len(r), "audio_seconds": 1.0} for af, r in analysed]
+    table = ex._group_table(analysed, cfg, status)
+    assert set(table.column("path").to_pylist()) == {files[0].path, files[2].path}
+    assert status[1]["status"] == "failed" and status[1]["stage"] == "write" and status[1]["segments"] == 0
+    assert status[0]["status"] == status[2]["status"] == "ok"
+
+
 def test_config_sections_and_feature_subset_file(tmp_path):
     from genaudio.cli.extract import _features_option
 
