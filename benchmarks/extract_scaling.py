@@ -8,9 +8,9 @@ real tracks of the development corpus re-encoded as Ogg Vorbis, ``--real``):
                compute alone (``features.compute`` per segment), the summary functionals, the
                Arrow table, the Parquet encoding; ``compute`` is the reference the pipeline is
                held to;
-- ``loop``:    the best plain loop a user would write: :func:`genaudio.extract.extract_file` per
-               file into ONE ``ParquetWriter`` with row groups of ``--row-group`` segments, after
-               warm-up;
+- ``loop``:    the best plain loop a user would write: :func:`genaudio.extract.analyse_file` per
+               file, one table per ``--row-group`` segments (:func:`genaudio.extract.rows_table`)
+               into ONE ``ParquetWriter``, after warm-up;
 - ``ray1``:    :func:`genaudio.extract.run_extract` on an embedded Ray with 1 CPU (one actor);
 - ``rayC``:    the same with all cores (``--cpus``, default ``os.cpu_count()``).
 
@@ -153,23 +153,24 @@ def time_stages(files: list[Path], cfg: ex.ExtractConfig) -> dict[str, float]:
 
 
 def time_loop(files: list[Path], cfg: ex.ExtractConfig, out: Path, row_group: int) -> tuple[float, float]:
-    """The best plain loop: the per-file function, one Parquet writer, row groups of ``row_group``
-    segments (warm already). Returns (wall seconds, CPU seconds)."""
+    """The best plain loop: the per-file analysis (``analyse_file``), one table and one row group
+    per ``row_group`` segments (``rows_table``, as the actors build one per group), one Parquet
+    writer (warm already). Returns (wall seconds, CPU seconds)."""
     manifest = ex.discover(files)
     schema, _ = ex.segment_schema(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
-    pending: list[pa.Table] = []
+    pending: list = []
     with pq.ParquetWriter(out, schema, **store.parquet_options(schema)) as writer:
         for af in manifest:
-            rows, err = ex.extract_file(af, cfg)
+            rows, err = ex.analyse_file(af, cfg)
             assert err is None, err
             pending.append(rows)
             if sum(len(r) for r in pending) >= row_group:
-                writer.write_table(pa.concat_tables(pending))
+                writer.write_table(ex.rows_table(pending, cfg))
                 pending = []
         if pending:
-            writer.write_table(pa.concat_tables(pending))
+            writer.write_table(ex.rows_table(pending, cfg))
     return time.perf_counter() - t0, time.process_time() - c0
 
 

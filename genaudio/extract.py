@@ -965,7 +965,7 @@ def _finalize(out: Path, *, manifest: list[AudioFile], status: pa.Table, cfg: Ex
         "kind": "features",
         "config": {k: v for k, v in cfg.resolved().items() if k != "float16"},
         "config_hash": cfg.hash(),
-        "store": {"frame_dtype": "float16" if cfg.float16 else "float32", "compression": "zstd"},
+        "store": {"frame_dtype": "float16" if cfg.float16 else "float32", "compression": store.WIDE_COMPRESSION},
         "versions": _versions(),
         "inputs": [str(i) if not isinstance(i, AudioFile) else i.path for i in inputs][:1000],
         "counts": {"files": len(manifest), "files_ok": n_ok, "files_failed": len(status) - n_ok,
