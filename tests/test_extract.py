@@ -161,8 +161,9 @@ def test_a_group_is_one_table_and_a_file_that_cannot_be_written_is_a_failed_row(
     files = ex.discover([samples_dir / "piano", samples_dir / "drums"])[:3]
     analysed = [(af, ex.analyse_file(af, cfg)[0]) for af in files]
     group = ex.rows_table([r for _, r in analysed], cfg)
-    single = pa.concat_tables([ex.extract_file(af, cfg)[0] for af in files])
+    single = pa.concat_tables([ex.rows_table([r], cfg) for _, r in analysed])   # what extract_file returns
     assert group.equals(single)
+    assert single.slice(0, len(analysed[0][1])).equals(ex.extract_file(files[0], cfg)[0])
     broken = analysed[1][1]
     broken.summaries[0] = broken.summaries[0][:-1]            # one value short: no table can hold it
     status = [{"path": af.path, "status": "ok", "segments": len(r), "audio_seconds": 1.0} for af, r in analysed]
