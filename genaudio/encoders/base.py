@@ -97,10 +97,6 @@ _LEGACY_FIELDS = {"whiten": "pca", "epochs": "autoencoder", "batch_size": "autoe
                   "learning_rate": "autoencoder", "hidden": "autoencoder"}
 
 
-#: The kinds with options of their own: each is a section of :class:`EncoderConfig` of that name.
-KIND_SECTIONS = ("pca", "autoencoder")
-
-
 def upgrade_config(d: Mapping[str, Any]) -> dict:
     """An :class:`EncoderConfig` mapping of an older genaudio (kind options at the top level)
     in today's form (``whiten`` under ``pca``, ``epochs``... under ``autoencoder``)."""
@@ -199,6 +195,10 @@ class EncoderConfig:
             raise ConfigError(f"feature groups repeat: {list(self.groups)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+
+#: The kinds with options of their own: each is a section of :class:`EncoderConfig` of that name.
+KIND_SECTIONS = tuple(f.name for f in dataclasses.fields(EncoderConfig) if f.name in KINDS)
 
 
 # ---------------------------------------------------------------------------------------------

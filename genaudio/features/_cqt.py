@@ -66,7 +66,6 @@ class Octave:
     fft_basis: "scipy.sparse.csr_matrix"   # (filters, n_fft // 2 + 1), scaled for this octave
     n_fft: int
     hop_length: int
-    sr: float
     halve_after: bool                      # the next octave's signal is this one resampled by 1/2
 
 
@@ -74,7 +73,8 @@ class Octave:
 class CQTPlan:
     """``librosa.cqt`` step by step (librosa 0.11's ``vqt`` with ``gamma=0``): resample the signal
     by ``2 ** early_count``, then per :class:`Octave` (top octave first) the response, then stack
-    (:func:`stack_octaves`) and divide by ``sqrt(lengths)``. The numpy path runs it with soxr
+    (octaves fill the bins from the top down, trimmed to the shortest) and divide by
+    ``sqrt(lengths)``. The numpy path runs it with soxr
     (:func:`cqt_magnitude`), the torch path (:mod:`genaudio.features.torch_frames`) on a device."""
 
     n_bins: int
@@ -112,7 +112,7 @@ def cqt_plan(*, sr: float, hop_length: int, fmin: float, n_bins: int, bins_per_o
         fft_basis, n_fft, _ = _cached_filter_fft(my_sr, freqs[sl], alpha[sl], dtype)
         fft_basis[:] *= np.sqrt(sr / my_sr)
         halve = my_hop % 2 == 0
-        octaves.append(Octave(fft_basis, n_fft, my_hop, my_sr, halve))
+        octaves.append(Octave(fft_basis, n_fft, my_hop, halve))
         if halve:
             my_hop //= 2
             my_sr /= 2.0

@@ -204,19 +204,26 @@ def _soxr_kernel(factor: int) -> np.ndarray:
     return h
 
 
+@functools.lru_cache(maxsize=32)
+def _soxr_response(factor: int, n_fft: int) -> np.ndarray:
+    """The frequency response of :func:`_soxr_kernel` on an ``n_fft``-point grid (rfft)."""
+    h = _soxr_kernel(factor)
+    kernel = np.zeros(n_fft)
+    half = len(h) // 2
+    kernel[:half], kernel[-half:] = h[:half], h[-half:]
+    return np.fft.rfft(kernel)
+
+
 def _downsample(y: torch.Tensor, factor: int) -> torch.Tensor:
     """``librosa.resample(y, orig_sr=factor, target_sr=1, res_type="soxr_hq", scale=True)`` per
     row: soxr's own filter (:func:`_soxr_kernel`) applied in the frequency domain, zero-padded (the
     signal is zero outside, no circular wrap), then every ``factor``-th sample. Equal to soxr up
     to float rounding, except within a filter length of the ends (:data:`CQT_TOLERANCE`)."""
-    h = _soxr_kernel(factor)
     n = y.shape[-1]
-    n_fft = 1 << int(np.ceil(np.log2(n + len(h))))
-    kernel = np.zeros(n_fft)
-    half = len(h) // 2
-    kernel[:half], kernel[-half:] = h[:half], h[-half:]
-    response = torch.fft.rfft(torch.as_tensor(kernel, device=y.device, dtype=y.dtype))
-    low = torch.fft.irfft(torch.fft.rfft(y, n=n_fft, dim=-1) * response, n=n_fft, dim=-1)[..., :n]
+    n_fft = 1 << int(np.ceil(np.log2(n + len(_soxr_kernel(factor)))))
+    spec = torch.fft.rfft(y, n=n_fft, dim=-1)
+    response = torch.as_tensor(_soxr_response(factor, n_fft), device=y.device, dtype=spec.dtype)
+    low = torch.fft.irfft(spec * response, n=n_fft, dim=-1)[..., :n]
     return low[..., ::factor]
 
 
