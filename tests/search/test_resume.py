@@ -55,7 +55,8 @@ def _saved_finished(run: Path) -> set[str]:
 
 def _kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL the driver, then whatever is left of its own process group (its local Ray)."""
-    os.kill(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     time.sleep(2)
     try:
@@ -68,7 +69,9 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 def test_killed_search_resumes_without_redoing_finished_trials(search_store, tiny_config, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "genaudio", "search", str(search_store), "--out", str(run), "--num-cpus", "2", "-q"]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+    # Tune saves its experiment state every second (default: at most every 10 s), so that the
+    # state shows a finished trial while the search is still running, even on an idle machine
+    env = {**os.environ, "TQDM_DISABLE": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=8, epochs=3))], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     exp = run / "tune" / "search"
