@@ -7,6 +7,7 @@ killed after reporting an epoch but before the next save redoes the epochs since
 the state knows (result.json then repeats them), never the whole trial."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -24,13 +25,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _results(exp: Path) -> dict[str, list[int]]:
-    """{trial id: [epoch of every result row]} from Tune's result.json files."""
+    """{trial id: [epoch of every result row]} from Tune's result.json files, or progress.csv where
+    result.json is empty: the driver writes both in a staging folder and copies them to the run
+    folder in the background, so a kill during that copy can leave one of them empty."""
     out = {}
-    for f in exp.glob("*/result.json"):
-        rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+    for folder in exp.glob("*/"):
+        rows = []
+        if (folder / "result.json").is_file():
+            rows = [json.loads(x) for x in (folder / "result.json").read_text().splitlines() if x.strip()]
+        if not rows and (folder / "progress.csv").is_file():
+            with open(folder / "progress.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
         if rows:
-            out[rows[0]["trial_id"]] = [r["epoch"] for r in rows]
+            out[rows[0]["trial_id"]] = [int(r["epoch"]) for r in rows]
     return out
+
+
+def _checkpoints(exp: Path) -> dict[str, set[str]]:
+    """{trial folder: names of its checkpoint folders}."""
+    return {d.name: {c.name for c in d.glob("checkpoint_*")} for d in exp.glob("*/") if d.is_dir()}
 
 
 def _folder(exp: Path, trial_id: str) -> str:
@@ -90,7 +103,7 @@ def test_killed_search_resumes_without_redoing_finished_trials(search_store, tin
             pytest.fail("no trial finished within 15 minutes")
     finally:
         _kill_tree(proc)
-    before = _results(exp)
+    before, checkpoints = _results(exp), _checkpoints(exp)
     finished, saved = _saved_finished(run), _saved_epochs(run)
     assert finished and not (run / "results.parquet").exists()
 
@@ -99,7 +112,9 @@ def test_killed_search_resumes_without_redoing_finished_trials(search_store, tin
     assert done.returncode == 0, done.stderr[-3000:]
     after = _results(exp)
     for name in finished:                       # finished trials were not run again
-        assert after[name] == before[name]
+        assert after.get(name) == before.get(name), (name, before.get(name), after.get(name))
+        folder = next(f for f in checkpoints if name in f)
+        assert _checkpoints(exp)[folder] == checkpoints[folder]
     for name, epochs in after.items():          # the others went on from the saved checkpoint
         kept = before.get(name, [])
         new = epochs[len(kept):]
