@@ -17,27 +17,36 @@ weighs the spectral envelope and slow energy changes that Griffin-Lim renders au
 (A waveform-domain multi-resolution STFT loss would need a differentiable vocoder; Griffin-Lim
 is not one.)
 
-Training is seeded (``torch.manual_seed``; one ``torch.Generator`` draws every crop), runs on CUDA
-when available (``device="auto"``), and can checkpoint every epoch (``fit(data, checkpoint=PATH)``:
-model, optimiser, schedule, epoch, history and both RNG states, loaded with ``weights_only=True``);
-an interrupted fit resumes from it to the same result as an uninterrupted one. The saved encoder
+Training runs on genaudio's one epoch loop (:mod:`genaudio.training`): seeded
+(``torch.manual_seed``; one ``torch.Generator`` draws every crop), on CUDA when available
+(``device="auto"``), stopped with a clear error when the loss becomes NaN, and checkpointed every
+epoch when asked (``fit(data, checkpoint=PATH)``: model, optimiser, schedule, epoch, history and
+both RNG states, loaded with ``weights_only=True``); an interrupted fit resumes from it to the same
+result as an uninterrupted one. The saved encoder
 holds the final weights in ``weights.pt`` (a plain state dict).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genaudio.config import to_dict
 from genaudio.devices import resolve_device
 from genaudio.encoders.base import Encoder, register
 from genaudio.errors import EncoderError
-from genaudio.infra import atomic_path
+from genaudio.infra import progress
+from genaudio.training import (check_config, load_state, load_state_dicts, rng_state, run_epochs, save_state,
+                               set_rng_state, state_dicts)
 
 CROP = 64  # training crop length in input frames (multiple of downsample)
 
@@ -75,18 +84,29 @@ def spectral_loss(out: torch.Tensor, target: torch.Tensor, core_dims: int) -> to
     return loss
 
 
+@dataclasses.dataclass
+class _Fit:
+    """One fit while it trains: the crops it draws from and what a checkpoint saves."""
+
+    device: torch.device
+    crop: int                       # training crop length in input frames
+    data: list = dataclasses.field(default_factory=list)   # (D, time) tensors, at least one crop each
+    steps: int = 0                  # optimiser steps per epoch
+    gen: torch.Generator = dataclasses.field(default_factory=torch.Generator)   # draws every crop
+    opt: Any = None
+    sched: Any = None
+    bar: Any = None
+
+
 @register("autoencoder")
 class AutoencoderEncoder(Encoder):
     """Convolutional autoencoder; see the module docstring. Its options: ``config.autoencoder``
     (:class:`~genaudio.encoders.base.AutoencoderOptions`)."""
 
     model: ConvAutoencoder | None = None
-    history: list[float]
+    history: list[dict]   # per epoch: epoch, loss (mean training loss), seconds
     _checkpoint: Path | None = None   # set by fit(checkpoint=...)
-
-    def _config_key(self) -> str:
-        """What a checkpoint must have been trained with to be resumed."""
-        return repr(sorted(vars(self.config).items()))
+    _progress: bool = False           # set by fit(progress=...)
 
     def _build(self) -> ConvAutoencoder:
         c = self.config
@@ -106,63 +126,70 @@ class AutoencoderEncoder(Encoder):
 
     def _fit(self, zs):
         c, a = self.config, self.config.autoencoder
-        device = resolve_device(c.device)
+        fit = _Fit(device=resolve_device(c.device), crop=max(CROP // c.downsample, 1) * c.downsample)
         torch.manual_seed(c.seed)
-        gen = torch.Generator().manual_seed(c.seed)      # draws every crop; checkpointed
-        crop = max(CROP // c.downsample, 1) * c.downsample
+        fit.gen.manual_seed(c.seed)
         # training crops: every clip padded to at least one crop
-        data = []
         for z in zs:
             z = self._pad(z)
-            if z.shape[1] < crop:
-                z = np.pad(z, ((0, 0), (0, crop - z.shape[1])), mode="edge")
-            data.append(torch.from_numpy(np.ascontiguousarray(z)))
-        total = sum(z.shape[1] for z in data)
+            if z.shape[1] < fit.crop:
+                z = np.pad(z, ((0, 0), (0, fit.crop - z.shape[1])), mode="edge")
+            fit.data.append(torch.from_numpy(np.ascontiguousarray(z)))
+        total = sum(z.shape[1] for z in fit.data)
         # an epoch is one pass over the frames in random crops, at most 200 batches (big stores)
-        steps = max(4, min(200, math.ceil(total / (a.batch_size * crop))))
-        self.model = self._build().to(device)
-        opt = torch.optim.AdamW(self.model.parameters(), lr=a.learning_rate, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.learning_rate, total_steps=a.epochs * steps,
-                                                    pct_start=0.15)
-        start_epoch = self._resume(opt, sched, gen, device)
-        epochs = range(start_epoch, a.epochs)
-        if getattr(self, "_progress", False):
-            from tqdm.auto import tqdm
-            epochs = tqdm(epochs, desc="train autoencoder", unit="epoch")
-        for epoch in epochs:
-            loss = self._train_epoch(epoch, data, crop, steps, opt, sched, gen, device)
-            self.history.append(loss)
-            if self._checkpoint is not None:
-                with atomic_path(self._checkpoint) as tmp:
-                    torch.save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": self.history,
-                                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                                "config_key": self._config_key()}, tmp)
+        fit.steps = max(4, min(200, math.ceil(total / (a.batch_size * fit.crop))))
+        self.model = self._build().to(fit.device)
+        fit.opt = torch.optim.AdamW(self.model.parameters(), lr=a.learning_rate, weight_decay=1e-4)
+        fit.sched = torch.optim.lr_scheduler.OneCycleLR(fit.opt, max_lr=a.learning_rate,
+                                                        total_steps=a.epochs * fit.steps, pct_start=0.15)
+        start = self._resume(fit)
+        fit.bar = progress(total=a.epochs, initial=start, desc="train autoencoder", unit="epoch",
+                           enabled=self._progress)
+        outcome = run_epochs(functools.partial(self._train_epoch, fit=fit), start=start, stop=a.epochs,
+                             end_epoch=functools.partial(self._end_epoch, fit))
+        fit.bar.close()
+        if outcome.status == "nan":
+            raise EncoderError(f"the autoencoder did not train: {outcome.message}; try a lower "
+                               "autoencoder.learning_rate")
         self.model.eval()
         self.model.to("cpu")
 
-    def _train_epoch(self, epoch: int, data: list, crop: int, steps: int, opt, sched, gen, device) -> float:
-        """``steps`` updates on random crops of ``data``; the mean training loss."""
+    def _train_epoch(self, epoch: int, fit: "_Fit") -> dict | None:
+        """``fit.steps`` updates on random crops of ``fit.data``: the epoch's mean training loss,
+        or ``None`` when a loss became NaN or infinite."""
         f, batch_size = self.config.downsample, self.config.autoencoder.batch_size
         self.model.train()
-        total = 0.0
-        for _ in range(steps):
+        t0, total = time.perf_counter(), 0.0
+        for _ in range(fit.steps):
             batch = []
-            for i in torch.randint(len(data), (batch_size,), generator=gen).tolist():
-                z = data[i]
-                start = int(torch.randint(z.shape[1] - crop + 1, (1,), generator=gen)) // f * f
-                batch.append(z[:, start:start + crop])
-            x = torch.stack(batch).to(device)
+            for i in torch.randint(len(fit.data), (batch_size,), generator=fit.gen).tolist():
+                z = fit.data[i]
+                start = int(torch.randint(z.shape[1] - fit.crop + 1, (1,), generator=fit.gen)) // f * f
+                batch.append(z[:, start:start + fit.crop])
+            x = torch.stack(batch).to(fit.device)
             loss = spectral_loss(self.model(x), x, self.core_dims)
-            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                return None
+            fit.opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            fit.opt.step()
+            fit.sched.step()
             total += float(loss.detach())
-        return total / steps
+        return {"epoch": epoch + 1, "loss": total / fit.steps, "seconds": time.perf_counter() - t0}
 
-    def _resume(self, opt, sched, gen, device) -> int:
+    def _end_epoch(self, fit: "_Fit", metrics: dict) -> None:
+        """Record the epoch and save the fit's checkpoint (when asked for) before anything else:
+        an interruption loses no finished epoch."""
+        self.history.append(metrics)
+        if self._checkpoint is not None:
+            save_state(self._checkpoint, {
+                "config": to_dict(self.config), "epoch": metrics["epoch"], "history": self.history,
+                "rng": rng_state(fit.gen), **state_dicts(model=self.model, optimizer=fit.opt, scheduler=fit.sched)})
+        fit.bar.update(1)
+        fit.bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+
+    def _resume(self, fit: "_Fit") -> int:
         """Restore model, optimiser, schedule, history and both RNGs from the fit's checkpoint when
         it exists (same config only): the epoch to start from. The resumed fit is the same as an
         uninterrupted one."""
@@ -170,22 +197,13 @@ class AutoencoderEncoder(Encoder):
         ck = self._checkpoint
         if ck is None or not ck.is_file():
             return 0
-        try:
-            state = torch.load(ck, map_location=device, weights_only=True)
-            if state.get("config_key") != self._config_key():
-                raise EncoderError(f"checkpoint {ck} belongs to another encoder config; delete it or "
-                                   "choose another path")
-            self.model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            self.history = [float(x) for x in state["history"]]
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            return int(state["epoch"])
-        except EncoderError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
-            raise EncoderError(f"checkpoint {ck} is unreadable ({e}); delete it to start over") from None
+        state = load_state(ck, error=EncoderError, what="autoencoder checkpoint", map_location=fit.device)
+        check_config(state.get("config") or {}, to_dict(self.config), may_differ={"device"}, error=EncoderError,
+                     what=f"autoencoder checkpoint {ck}")
+        load_state_dicts(state, model=self.model, optimizer=fit.opt, scheduler=fit.sched)
+        set_rng_state(state["rng"], fit.gen)
+        self.history = list(state["history"])
+        return int(state["epoch"])
 
     @torch.no_grad()
     def _encode(self, z):

@@ -20,9 +20,10 @@ loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128
 2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms. Input
 frames get Gaussian noise of ``input_noise_db`` dB so the vocoder tolerates the slightly wrong
 frames that decoded codes are. ``adversarial=True`` adds a multi-resolution spectrogram
-discriminator (hinge loss + feature matching), worth its cost on a GPU only. Seeded (one
-``torch.Generator`` draws every crop and noise), checkpointed every epoch (model, optimiser,
-scheduler, generator state, history and :class:`VocoderConfig`, loaded with
+discriminator (hinge loss + feature matching), worth its cost on a GPU only. It trains on
+genaudio's one epoch loop (:mod:`genaudio.training`): seeded (one ``torch.Generator`` draws every
+crop and noise), stopped with a clear error when a loss becomes NaN, checkpointed every epoch
+(model, optimiser, scheduler, RNG states, history and :class:`VocoderConfig`, loaded with
 ``weights_only=True``) and resumed exactly from the checkpoint.
 
 Saved as a folder: ``config.json`` (format tag, :class:`VocoderConfig`, training history) and
@@ -31,6 +32,7 @@ Saved as a folder: ``config.json`` (format tag, :class:`VocoderConfig`, training
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -38,6 +40,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +51,9 @@ from genaudio.config import ConfigError, from_dict, to_dict
 from genaudio.devices import resolve_device
 from genaudio.encoders import framing
 from genaudio.errors import EncoderError
+from genaudio.infra import progress as progress_bar
+from genaudio.training import (check_config, load_state, load_state_dicts, rng_state, run_epochs, save_state,
+                               set_rng_state, state_dicts)
 
 FORMAT = "genaudio-vocoder"
 FORMAT_VERSION = 1
@@ -408,9 +414,30 @@ def _batch(pairs, cfg: VocoderConfig, gen: torch.Generator):
     return x, torch.stack(ys)
 
 
-def _config_key(cfg: VocoderConfig) -> dict:
-    # everything but the length of training and the device may not change across a resume
-    return {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "device")}
+#: What may change between a vocoder checkpoint and the training resuming it (a longer ``epochs``
+#: continues training).
+RESUMABLE_CHANGES = frozenset({"epochs", "device"})
+
+
+@dataclasses.dataclass
+class _Training:
+    """One vocoder training while it runs: what a checkpoint saves and restores."""
+
+    cfg: VocoderConfig
+    pairs: list                     # (frames, audio) tensors, at least one crop each
+    net: VocoderNet
+    loss_fn: "SpectralLoss"
+    opt: torch.optim.Optimizer
+    sched: Any
+    gen: torch.Generator            # draws every crop and all input noise
+    device: torch.device
+    disc: Any = None                # the adversarial option's discriminator and its optimiser
+    opt_d: Any = None
+    history: list = dataclasses.field(default_factory=list)
+    spent: float = 0.0              # training seconds, all runs of a resumed training
+    checkpoint: Path | None = None
+    bar: Any = None
+    log: Any = None
 
 
 def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], config: VocoderConfig, *,
@@ -440,7 +467,27 @@ def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], con
         With ``history`` (per-epoch ``loss``, ``mrstft``, ``mel_l1``, ``seconds``) and ``training``
         (steps, seconds, audio seconds, device).
     """
-    cfg = config
+    t = _start(waves, frames, config, checkpoint)
+    cfg, total = t.cfg, t.cfg.epochs * t.cfg.steps_per_epoch
+    start = _resume(t) if t.checkpoint is not None and t.checkpoint.is_file() else 0
+    t.log = log
+    t.bar = progress_bar(total=total, initial=start * cfg.steps_per_epoch, desc=f"train vocoder ({cfg.core})",
+                         unit="step", enabled=progress)
+    t.net.train()
+    outcome = run_epochs(functools.partial(_train_epoch, t), start=start, stop=cfg.epochs,
+                         end_epoch=functools.partial(_end_epoch, t))
+    t.bar.close()
+    if outcome.status == "nan":
+        raise EncoderError(f"the vocoder did not train: {outcome.message}; try a lower learning_rate")
+    t.net.eval().to("cpu")
+    training = {"steps": total, "seconds": t.spent, "clips": len(t.pairs), "device": str(t.device),
+                "audio_seconds": sum(len(y) for _, y in t.pairs) / cfg.sample_rate}
+    return LearnedDecoder(cfg, t.net, t.history, training)
+
+
+def _start(waves, frames, cfg: VocoderConfig, checkpoint) -> _Training:
+    """The training pairs and the seeded network (input statistics from all frames), its loss,
+    optimiser, one-cycle schedule and, with ``adversarial``, the discriminator."""
     device = resolve_device(cfg.device)
     pairs = _pairs(waves, frames, cfg)
     torch.manual_seed(cfg.seed)
@@ -450,101 +497,84 @@ def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], con
     net.in_mean.copy_(allf.mean(dim=1).float())
     net.in_scale.fill_(float(torch.sqrt(((allf - allf.mean(dim=1, keepdim=True)) ** 2).mean())) or 1.0)
     net.to(device)
-    loss_fn = SpectralLoss(cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99), weight_decay=1e-4)
-    total = cfg.epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=total, pct_start=0.05)
-    disc = opt_d = None
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate,
+                                                total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.05)
+    t = _Training(cfg, pairs, net, SpectralLoss(cfg).to(device), opt, sched, gen, device,
+                  checkpoint=Path(checkpoint) if checkpoint else None)
     if cfg.adversarial:
-        disc = SpectrogramDiscriminator().to(device)
-        opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99))
-    start, history, spent = 0, [], 0.0
-    ck = Path(checkpoint) if checkpoint else None
-    if ck is not None and ck.is_file():
-        start, history, spent = _resume(ck, cfg, net, opt, sched, gen, disc, opt_d, device)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, initial=start * cfg.steps_per_epoch, desc=f"train vocoder ({cfg.core})",
-                   unit="step")
-    net.train()
-    for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0}
-        for _ in range(cfg.steps_per_epoch):
-            x, y = _batch(pairs, cfg, gen)
-            x, y = x.to(device), y.to(device)
-            y_hat = net(x, y.shape[-1])
-            loss, parts = loss_fn(y_hat, y)
-            if disc is not None:
-                opt_d.zero_grad(set_to_none=True)
-                _discriminator_loss(disc, y_hat, y).backward()
-                opt_d.step()
-                loss = loss + cfg.adversarial_weight * _adversarial_terms(disc, y_hat, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            sums["loss"] += float(loss.detach())
-            for k, v in parts.items():
-                sums[k] += v
-            if bar is not None:
-                bar.update(1)
-        dt = time.perf_counter() - t0
-        spent += dt
-        history.append({"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()},
-                        "seconds": dt})
-        if ck is not None:  # saved before anything is reported: an interruption loses no epoch
-            _save_checkpoint(ck, cfg, net, opt, sched, gen, disc, opt_d, epoch + 1, history, spent)
-        if bar is not None:
-            bar.set_postfix({k: f"{history[-1][k]:.3f}" for k in ("loss", "mrstft", "mel_l1")})
-        if log is not None:
-            log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k} {history[-1][k]:.4f}"
-                                                              for k in ("loss", "mrstft", "mel_l1")))
-    if bar is not None:
-        bar.close()
-    net.eval().to("cpu")
-    training = {"steps": total, "seconds": spent, "audio_seconds": sum(len(y) for _, y in pairs) / cfg.sample_rate,
-                "device": str(device), "clips": len(pairs)}
-    return LearnedDecoder(cfg, net, history, training)
+        t.disc = SpectrogramDiscriminator().to(device)
+        t.opt_d = torch.optim.AdamW(t.disc.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99))
+    return t
 
 
-def _save_checkpoint(ck: Path, cfg, net, opt, sched, gen, disc, opt_d, epoch, history, spent) -> None:
-    ck.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ck.with_name(ck.name + ".tmp")
-    state = {"config": to_dict(cfg), "model": net.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "epoch": epoch, "history": history, "seconds": spent}
-    if disc is not None:
-        state["discriminator"], state["optimizer_d"] = disc.state_dict(), opt_d.state_dict()
-    torch.save(state, tmp)
-    os.replace(tmp, ck)
+def _train_epoch(t: _Training, epoch: int) -> dict | None:
+    """``steps_per_epoch`` updates on random crops: the epoch's mean losses, or ``None`` when a
+    loss became NaN or infinite."""
+    cfg = t.cfg
+    t0 = time.perf_counter()
+    sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0}
+    for _ in range(cfg.steps_per_epoch):
+        x, y = _batch(t.pairs, cfg, t.gen)
+        x, y = x.to(t.device), y.to(t.device)
+        y_hat = t.net(x, y.shape[-1])
+        loss, parts = t.loss_fn(y_hat, y)
+        if t.disc is not None:
+            t.opt_d.zero_grad(set_to_none=True)
+            _discriminator_loss(t.disc, y_hat, y).backward()
+            t.opt_d.step()
+            loss = loss + cfg.adversarial_weight * _adversarial_terms(t.disc, y_hat, y)
+        if not torch.isfinite(loss):
+            return None
+        t.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(t.net.parameters(), 1.0)
+        t.opt.step()
+        t.sched.step()
+        sums["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            sums[k] += v
+        t.bar.update(1)
+    dt = time.perf_counter() - t0
+    t.spent += dt
+    return {"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()}, "seconds": dt}
 
 
-def _resume(ck: Path, cfg, net, opt, sched, gen, disc, opt_d, device):
+def _end_epoch(t: _Training, metrics: dict) -> None:
+    """Record the epoch and save the checkpoint (before anything is reported: an interruption
+    loses no finished epoch), then the bar and the log line."""
+    t.history.append(metrics)
+    if t.checkpoint is not None:
+        save_state(t.checkpoint, {"config": to_dict(t.cfg), "epoch": metrics["epoch"], "history": t.history,
+                                  "seconds": t.spent, "rng": rng_state(t.gen),
+                                  **state_dicts(model=t.net, optimizer=t.opt, scheduler=t.sched,
+                                                discriminator=t.disc, optimizer_d=t.opt_d)})
+    keys = ("loss", "mrstft", "mel_l1")
+    t.bar.set_postfix({k: f"{metrics[k]:.3f}" for k in keys})
+    if t.log is not None:
+        t.log(f"epoch {metrics['epoch']}/{t.cfg.epochs} " + " ".join(f"{k} {metrics[k]:.4f}" for k in keys))
+
+
+def _resume(t: _Training) -> int:
+    """Restore everything from ``t.checkpoint`` (same configuration but ``epochs`` and ``device``):
+    the epochs done. The resumed training is the same as an uninterrupted one."""
+    ck, cfg = t.checkpoint, t.cfg
+    state = load_state(ck, error=EncoderError, what="vocoder checkpoint", map_location=t.device)
     try:
-        state = torch.load(ck, map_location=device, weights_only=True)
         saved = from_dict(VocoderConfig, state["config"])
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so
-        raise EncoderError(f"vocoder checkpoint {ck} is unreadable ({type(e).__name__}: {e}); delete it to "
-                           "start over") from None
-    if _config_key(saved) != _config_key(cfg):
-        diff = sorted(k for k, v in _config_key(cfg).items() if _config_key(saved).get(k) != v)
-        raise EncoderError(f"vocoder checkpoint {ck} belongs to another configuration (differs in "
-                           f"{', '.join(diff)}); delete it or choose another path")
-    net.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
+    except (KeyError, ConfigError) as e:
+        raise EncoderError(f"vocoder checkpoint {ck} is unreadable ({e}); delete it to start over") from None
+    check_config(to_dict(saved), to_dict(cfg), may_differ=RESUMABLE_CHANGES, error=EncoderError,
+                 what=f"vocoder checkpoint {ck}")
+    load_state_dicts(state, model=t.net, optimizer=t.opt, discriminator=t.disc, optimizer_d=t.opt_d)
+    epoch = int(state["epoch"])
     if saved.epochs == cfg.epochs:
-        sched.load_state_dict(state["scheduler"])
+        t.sched.load_state_dict(state["scheduler"])
     else:  # a longer run: the one-cycle schedule is rebuilt for the new length, at the same step
         with warnings.catch_warnings():  # stepping a scheduler without an optimiser step warns
             warnings.simplefilter("ignore")
-            for _ in range(int(state["epoch"]) * cfg.steps_per_epoch):
-                sched.step()
-    gen.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if disc is not None and "discriminator" in state:
-        disc.load_state_dict(state["discriminator"])
-        opt_d.load_state_dict(state["optimizer_d"])
-    return int(state["epoch"]), list(state["history"]), float(state.get("seconds", 0.0))
+            for _ in range(epoch * cfg.steps_per_epoch):
+                t.sched.step()
+    set_rng_state(state["rng"], t.gen)
+    t.history, t.spent = list(state["history"]), float(state.get("seconds", 0.0))
+    return epoch

@@ -30,10 +30,11 @@ import torch
 from genaudio.config import dump_yaml, from_dict, to_dict
 from genaudio.devices import resolve_device
 from genaudio.errors import ModelError
-from genaudio.infra import atomic_path, atomic_write_bytes, atomic_write_json
+from genaudio.infra import atomic_write_bytes, atomic_write_json
 from genaudio.models.config import TrainConfig
 from genaudio.models.data import Normalizer
 from genaudio.models.families import Family, build_family
+from genaudio.training import load_state, save_state
 
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -212,8 +213,7 @@ def save_checkpoint(run_dir: str | Path, ckpt: Checkpoint, *, best: bool = False
     """Write ``checkpoints/last.pt`` (and ``best.pt`` when ``best``) atomically."""
     state = ckpt.to_dict()
     for name in (LAST, BEST) if best else (LAST,):
-        with atomic_path(checkpoints_dir(run_dir) / name) as tmp:
-            torch.save(state, tmp)
+        save_state(checkpoints_dir(run_dir) / name, state)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -226,13 +226,8 @@ def load_checkpoint(path: str | Path) -> dict:
         if found is None:
             raise ModelError(f"{path} holds no checkpoint (expected {CHECKPOINTS}/{LAST})")
         path = found
-    if not path.is_file():
-        raise ModelError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ModelError(f"{path} is not a readable genaudio checkpoint: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    ckpt = load_state(path, error=ModelError)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not a genaudio checkpoint (format {CHECKPOINT_FORMAT})")
     ckpt["path"] = str(path)
     return ckpt

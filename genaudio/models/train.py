@@ -6,11 +6,13 @@
    (:func:`~genaudio.models.data.training_windows`); seed; build the family
    (:mod:`genaudio.models.families`) and its optimisers on the device; resume from a checkpoint,
    or measure the untrained model;
-2. per epoch, :func:`_train_epoch`: the family's training steps over this rank's share of every
-   batch, then validation; a NaN stops the run at once;
+2. per epoch (:func:`genaudio.training.run_epochs`, the loop every trainer in genaudio shares),
+   :func:`_train_epoch`: the family's training steps over this rank's share of every batch, then
+   validation; a NaN stops the run at once;
 3. :func:`_end_epoch`: divergence check, best so far, ``last.pt`` / ``best.pt`` and
-   ``metrics.json`` (:mod:`genaudio.models.run` owns the files), then the progress line and
-   ``callback(epoch, metrics, checkpoint_dir)`` (the search reports from there);
+   ``metrics.json`` (:func:`_record_epoch`; :mod:`genaudio.models.run` owns the files), then the
+   progress line, ``callback(epoch, metrics, checkpoint_dir)`` (the search reports from there)
+   and patience;
 4. the final ``metrics.json``. Judging the model is the caller's
    (:func:`genaudio.models.score.score_at_end` for ``genaudio train``).
 
@@ -22,13 +24,12 @@ equal slice of every global batch and gradients are averaged across ranks before
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from genaudio.config import from_dict, to_dict
@@ -40,6 +41,7 @@ from genaudio.models.families import Family, Updater, build_family
 from genaudio.models.parallel import DistContext
 from genaudio.models.run import (Checkpoint, TrainResult, checkpoints_dir, read_checkpoint, save_checkpoint,
                                  write_config, write_metrics)
+from genaudio.training import Stop, rng_state, run_epochs, seed_everything, set_rng_state
 
 _KEPT = "the last good checkpoint is kept"
 
@@ -93,35 +95,16 @@ def train(config: TrainConfig | dict, data: Any, *, out_dir: str | Path | None,
         raise ConfigError(f"batch_size ({cfg.batch_size}) must be divisible by the number of workers ({dist.world})")
     t = _start(cfg, as_sequence_data(data), dist, out_dir, resume_from)
     say = progress if progress is not None and dist.is_main else None
-    status, message = "ok", f"trained {cfg.epochs} epochs"
-    for epoch in range(t.epoch, cfg.epochs):
-        metrics = _train_epoch(t, epoch)
-        if metrics is None:
-            status, message = "nan", f"a loss became NaN or infinite in epoch {epoch + 1}; {_KEPT}"
-            break
-        if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
-            t.history.append(metrics)
-            status, message = "nan", f"a validation metric became NaN or infinite in epoch {epoch + 1}; {_KEPT}"
-            break
-        diverged = _end_epoch(t, metrics)
-        if say:
-            say(_progress_line(t, metrics))
-        if diverged:
-            status, message = "diverged", f"diverged in epoch {epoch + 1}: {diverged}; {_KEPT}"
-            break
-        stop = _ask_callback(t, callback, metrics)
-        if stop is not None:
-            status, message = "stopped", f"stopped by callback after epoch {epoch + 1}" + (f": {stop}" if stop else "")
-            break
-        if cfg.patience and t.since_best >= cfg.patience:
-            message = f"early stop after epoch {epoch + 1}: no validation improvement for {cfg.patience} epochs"
-            break
-    result = TrainResult(status, message, t.history, dict(t.history[-1]) if t.history else {}, t.init_metrics,
-                         str(out_dir) if out_dir is not None else None)
+
+    outcome = run_epochs(functools.partial(_train_epoch, t), start=t.epoch, stop=cfg.epochs,
+                         end_epoch=functools.partial(_end_epoch, t, callback=callback, say=say))
+    message = outcome.message + (f"; {_KEPT}" if outcome.status == "nan" else "")
+    result = TrainResult(outcome.status, message, t.history, dict(t.history[-1]) if t.history else {},
+                         t.init_metrics, str(out_dir) if out_dir is not None else None)
     if t.run_dir is not None:
         write_metrics(t.run_dir, result, model=cfg.model, val_files=t.windows.val_files)
     if say:
-        say(f"{status}: {message}")
+        say(f"{outcome.status}: {message}")
     return result
 
 
@@ -148,7 +131,7 @@ class _Training:
             config=to_dict(self.cfg), dim=self.data.dim, code_rate_hz=float(self.data.code_rate_hz),
             enc_dir=self.data.enc_dir, val_files=self.windows.val_files, normalizer=self.windows.normalizer,
             primes=self.windows.primes, models=self.family.state_dict(), **self.updater.state_dict(),
-            rng=_rng_state(), epoch=self.epoch, history=self.history, best=self.best,
+            rng=rng_state(), epoch=self.epoch, history=self.history, best=self.best,
             init_metrics=self.init_metrics)
 
 
@@ -158,7 +141,7 @@ def _start(cfg: TrainConfig, data: SequenceData, dist: DistContext, out_dir, res
     device = dist.device or resolve_device(cfg.device)
     windows = training_windows(data, window=cfg.window, hop=cfg.window_hop or max(1, cfg.window // 2),
                                batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     family = build_family(cfg, data.dim).to(device)
     updater = Updater(family.optimizers(), family.modules, dist=dist, grad_clip=cfg.grad_clip,
                       amp=cfg.amp and device.type == "cuda", device=device)
@@ -169,13 +152,13 @@ def _start(cfg: TrainConfig, data: SequenceData, dist: DistContext, out_dir, res
         ck.check_resume(cfg, val_files=windows.val_files, dim=data.dim)
         family.load_state_dict(ck.models)
         updater.load_state_dict({"optimizers": ck.optimizers, "scalers": ck.scalers})
-        _set_rng_state(ck.rng)
+        set_rng_state(ck.rng)
         t.history, t.epoch, t.best, t.init_metrics = list(ck.history), ck.epoch, ck.best, ck.init_metrics
     else:
         t.init_metrics = family.validate(windows.val, device)
         # validation draws from its own generator; reseed anyway, so that the first epoch's
         # dropout and noise never depend on whether validation ran
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
     if run_dir is not None:
         write_config(run_dir, cfg)
     return t
@@ -218,7 +201,24 @@ def _train_epoch(t: _Training, epoch: int) -> dict | None:
     return metrics
 
 
-def _end_epoch(t: _Training, metrics: dict) -> str:
+def _end_epoch(t: _Training, metrics: dict, *, callback, say) -> None:
+    """After a finite epoch: record and checkpoint it, print its line, ask the callback; raises
+    :class:`~genaudio.training.Stop` when the model diverged, the callback stops the run or
+    patience runs out."""
+    epoch = metrics["epoch"]
+    diverged = _record_epoch(t, metrics)
+    if say:
+        say(_progress_line(t, metrics))
+    if diverged:
+        raise Stop("diverged", f"diverged in epoch {epoch}: {diverged}; {_KEPT}")
+    stop = _ask_callback(t, callback, metrics)
+    if stop is not None:
+        raise Stop("stopped", f"stopped by callback after epoch {epoch}" + (f": {stop}" if stop else ""))
+    if t.cfg.patience and t.since_best >= t.cfg.patience:
+        raise Stop("ok", f"early stop after epoch {epoch}: no validation improvement for {t.cfg.patience} epochs")
+
+
+def _record_epoch(t: _Training, metrics: dict) -> str:
     """Record a finished epoch: history, best so far, checkpoints and ``metrics.json``.
 
     Returns why the model diverged (``""`` when it did not); a diverged epoch is not checkpointed,
@@ -260,20 +260,3 @@ def _progress_line(t: _Training, m: dict) -> str:
     parts = [f"epoch {m['epoch']}/{t.cfg.epochs}"] + [f"{k} {m[k]:.4g}" for k in t.family.progress_keys if k in m]
     parts += [f"{m['frames_per_s']:.0f} frames/s", f"wait {100 * m['data_wait_fraction']:.1f}%", f"{m['seconds']:.1f}s"]
     return "  ".join(parts)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    if s.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
