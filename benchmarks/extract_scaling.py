@@ -19,8 +19,8 @@ Each is timed on N and 3N files; the steady-state cost per file is the slope
 librosa/numba warm-up), reported apart; ``ray.init`` is timed apart and left out of T. A corpus of
 short clips (1 s each, segmented at 1 s) measures small-file overhead (loop vs ray1). The
 generated-clip measurements (stages, loop, ray1, rayC on N and 3N files) are repeated ``--repeat``
-times, interleaved: the headline ratios come from the median times, and ``generated.runs`` lists
-each repetition's own ratios (the spread: a 2-CPU slope over 60 extra short files moves ~15 %).
+times, interleaved: each repetition's ratios come from its own adjacent measurements
+(``generated.runs``, the spread), the headline is their median.
 
 The last line is one JSON object::
 
@@ -214,20 +214,22 @@ def measure(name: str, corpus: dict, cfg: ex.ExtractConfig, n: int, cpus_list, w
     """Wall and CPU slopes (s per file) and intercepts of loop and Ray runs on one corpus, and the
     stages of the per-file work (``stages``).
 
-    With ``repeat`` > 1 every measurement is taken ``repeat`` times, interleaved (stages, loop,
-    ray1, rayC, then again), so a change of load hits all of them alike; the slopes are those of
-    the median times, and the per-repetition ratios are kept to show the spread.
+    With ``repeat`` > 1 every measurement is taken ``repeat`` times, interleaved (loop, stages,
+    ray1, rayC, then again): CPU seconds here move 10-15 % with what else runs on the shared
+    cores (the same work took 0.13-0.16 CPU s per clip minutes apart), so each repetition's
+    ratios are taken from its own, adjacent measurements (``runs``) and :func:`ratios` reports
+    their median; the slopes of the median times are reported beside them.
     """
     wall, cpu, res, st_runs = {}, {}, {}, []
     for r in range(repeat):
-        if stages:
-            st_runs.append(time_stages(corpus[1], cfg))
-            log(f"{name} stages (CPU s per file): " + ", ".join(f"{k} {v:.3f}" for k, v in st_runs[-1].items()))
         for k in (1, 3):
             w, c = time_loop(corpus[k], cfg, work / f"loop-{name}{k}.parquet", row_group)
             wall.setdefault(("loop", k), []).append(w)
             cpu.setdefault(("loop", k), []).append(c)
             log(f"{name} x{k} loop: {w:.1f} s (cpu {c:.1f} s)")
+        if stages:  # between the loop and ray1, the two it is compared with
+            st_runs.append(time_stages(corpus[1], cfg))
+            log(f"{name} stages (CPU s per file): " + ", ".join(f"{k} {v:.3f}" for k, v in st_runs[-1].items()))
         for cpus in cpus_list:
             for k in (1, 3):
                 w, c, t_init, res[(f"ray{cpus}", k)] = time_ray(corpus[k], cfg, work / f"ray{cpus}-{name}{k}", cpus)
@@ -256,7 +258,9 @@ def ratios(m: dict, cpus: int) -> dict:
     """The headline ratios of one corpus. ``pipeline_vs_compute`` holds the pipeline to the
     feature compute from the file (decode + ``features.compute``: what features_vs_librosa.py's
     real-time factor measures); ``pipeline_vs_compute_only`` to ``features.compute`` alone.
-    From the median times of the repetitions; ``runs`` has each repetition's own."""
+    With repetitions, the three headline ratios are the medians of each repetition's own (``runs``:
+    a ratio of measurements minutes apart would carry the load's drift); the rest, and
+    ``*_of_median_times``, come from the median times."""
     w, c, stages = m["wall"], m["cpu"], m["stages"]
 
     def main3(w, c, st):
@@ -272,19 +276,22 @@ def ratios(m: dict, cpus: int) -> dict:
                 "cpu_s_per_file": {k: round(v, 3) for k, v in c.items()},
                 "startup_s": {k: round(v, 1) for k, v in m["startup"].items()}})
     if len(m["runs"]) > 1:
-        out["runs"] = {k: [main3(r["wall"], r["cpu"], r["stages"])[k] for r in m["runs"]] for k in out if k in
-                       ("pipeline_vs_compute", "parallel_efficiency", "ray_overhead_vs_loop")}
+        runs = [main3(r["wall"], r["cpu"], r["stages"]) for r in m["runs"]]
+        for k in list(runs[0]):
+            out[f"{k}_of_median_times"] = out[k]
+            out[k] = round(float(np.median([r[k] for r in runs])), 3)
+        out["runs"] = {k: [r[k] for r in runs] for k in runs[0]}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small corpora (a smoke run, noisy figures)")
-    ap.add_argument("--n", type=int, default=30, help="N generated clips (the second size is 3N)")
+    ap.add_argument("--n", type=int, default=40, help="N generated clips (the second size is 3N)")
     ap.add_argument("--seconds", type=float, default=15.0, help="length of a generated clip (s)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="repetitions of the generated-clip measurements (interleaved; medians, with the spread)")
-    ap.add_argument("--real", type=int, default=8, help="N real 30-s excerpts (second size 3N; 0: none)")
+    ap.add_argument("--real", type=int, default=6, help="N real 30-s excerpts (second size 3N; 0: none)")
     ap.add_argument("--small-n", type=int, default=100, help="N one-second clips (second size 3N)")
     ap.add_argument("--row-group", type=int, default=128, help="segments per row group of the loop's writer")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
