@@ -17,7 +17,10 @@ real tracks of the development corpus re-encoded as Ogg Vorbis, ``--real``):
 Each is timed on N and 3N files; the steady-state cost per file is the slope
 ``(T(3N) - T(N)) / 2N``, the intercept ``T(N) - N * slope`` the fixed start-up (actor start,
 librosa/numba warm-up), reported apart; ``ray.init`` is timed apart and left out of T. A corpus of
-short clips (1 s each, segmented at 1 s) measures small-file overhead (loop vs ray1).
+short clips (1 s each, segmented at 1 s) measures small-file overhead (loop vs ray1). The
+generated-clip measurements (stages, loop, ray1, rayC on N and 3N files) are repeated ``--repeat``
+times, interleaved: each repetition's ratios come from its own adjacent measurements
+(``generated.runs``, the spread), the headline is their median.
 
 The last line is one JSON object::
 
@@ -30,7 +33,7 @@ The last line is one JSON object::
 CPU seconds (this process and every Ray process it started) do not grow when other jobs share
 the machine, wall seconds do; the load average is reported.
 
-Usage: ``python benchmarks/extract_scaling.py [--quick] [--n N] [--real N] [--small-n N] [--cpus C]``.
+Usage: ``python benchmarks/extract_scaling.py [--quick] [--n N] [--repeat R] [--real N] [--small-n N] [--cpus C]``.
 """
 from __future__ import annotations
 
@@ -207,22 +210,43 @@ def slope(t1: float, t3: float, n: int) -> tuple[float, float]:
 
 
 def measure(name: str, corpus: dict, cfg: ex.ExtractConfig, n: int, cpus_list, work: Path, row_group: int,
-            inits: list) -> dict:
-    """Wall and CPU slopes (s per file) and intercepts of loop and Ray runs on one corpus."""
-    wall, cpu, res = {}, {}, {}
-    for k in (1, 3):
-        wall[("loop", k)], cpu[("loop", k)] = time_loop(corpus[k], cfg, work / f"loop-{name}{k}.parquet", row_group)
-        log(f"{name} x{k} loop: {wall[('loop', k)]:.1f} s (cpu {cpu[('loop', k)]:.1f} s)")
-    for cpus in cpus_list:
+            inits: list, repeat: int = 1, stages: bool = True) -> dict:
+    """Wall and CPU slopes (s per file) and intercepts of loop and Ray runs on one corpus, and the
+    stages of the per-file work (``stages``).
+
+    With ``repeat`` > 1 every measurement is taken ``repeat`` times, interleaved (loop, stages,
+    ray1, rayC, then again): CPU seconds here move 10-15 % with what else runs on the shared
+    cores (the same work took 0.13-0.16 CPU s per clip minutes apart), so each repetition's
+    ratios are taken from its own, adjacent measurements (``runs``) and :func:`ratios` reports
+    their median; the slopes of the median times are reported beside them.
+    """
+    wall, cpu, res, st_runs = {}, {}, {}, []
+    for r in range(repeat):
         for k in (1, 3):
-            w, c, t_init, r = time_ray(corpus[k], cfg, work / f"ray{cpus}-{name}{k}", cpus)
-            wall[(f"ray{cpus}", k)], cpu[(f"ray{cpus}", k)], res[(f"ray{cpus}", k)] = w - t_init, c, r
-            inits.append(t_init)
-            log(f"{name} x{k} ray {cpus} cpu: {w:.1f} s (cpu {c:.1f} s, ray init {t_init:.1f} s)")
-    out = {"wall": {}, "cpu": {}, "startup": {}, "res": res}
-    for m in ["loop"] + [f"ray{c}" for c in cpus_list]:
-        out["wall"][m], out["startup"][m] = slope(wall[(m, 1)], wall[(m, 3)], n)
-        out["cpu"][m], _ = slope(cpu[(m, 1)], cpu[(m, 3)], n)
+            w, c = time_loop(corpus[k], cfg, work / f"loop-{name}{k}.parquet", row_group)
+            wall.setdefault(("loop", k), []).append(w)
+            cpu.setdefault(("loop", k), []).append(c)
+            log(f"{name} x{k} loop: {w:.1f} s (cpu {c:.1f} s)")
+        if stages:  # between the loop and ray1, the two it is compared with
+            st_runs.append(time_stages(corpus[1], cfg))
+            log(f"{name} stages (CPU s per file): " + ", ".join(f"{k} {v:.3f}" for k, v in st_runs[-1].items()))
+        for cpus in cpus_list:
+            for k in (1, 3):
+                w, c, t_init, res[(f"ray{cpus}", k)] = time_ray(corpus[k], cfg, work / f"ray{cpus}-{name}{k}", cpus)
+                wall.setdefault((f"ray{cpus}", k), []).append(w - t_init)
+                cpu.setdefault((f"ray{cpus}", k), []).append(c)
+                inits.append(t_init)
+                log(f"{name} x{k} ray {cpus} cpu: {w:.1f} s (cpu {c:.1f} s, ray init {t_init:.1f} s)")
+    methods = ["loop"] + [f"ray{c}" for c in cpus_list]
+    out = {"wall": {}, "cpu": {}, "startup": {}, "res": res, "runs": [],
+           "stages": {k: float(np.median([s[k] for s in st_runs])) for k in st_runs[0]} if stages else None}
+    for m in methods:
+        out["wall"][m], out["startup"][m] = slope(float(np.median(wall[(m, 1)])), float(np.median(wall[(m, 3)])), n)
+        out["cpu"][m], _ = slope(float(np.median(cpu[(m, 1)])), float(np.median(cpu[(m, 3)])), n)
+    for r in range(repeat):  # each repetition on its own, for the spread
+        out["runs"].append({"wall": {m: slope(wall[(m, 1)][r], wall[(m, 3)][r], n)[0] for m in methods},
+                            "cpu": {m: slope(cpu[(m, 1)][r], cpu[(m, 3)][r], n)[0] for m in methods},
+                            "stages": st_runs[r] if stages else None})
     return out
 
 
@@ -230,36 +254,51 @@ def log(msg: str) -> None:
     print(f"{msg}  [load {os.getloadavg()[0]:.1f}]", file=sys.stderr, flush=True)
 
 
-def ratios(m: dict, stages: dict, cpus: int) -> dict:
+def ratios(m: dict, cpus: int) -> dict:
     """The headline ratios of one corpus. ``pipeline_vs_compute`` holds the pipeline to the
     feature compute from the file (decode + ``features.compute``: what features_vs_librosa.py's
-    real-time factor measures); ``pipeline_vs_compute_only`` to ``features.compute`` alone."""
-    w, c = m["wall"], m["cpu"]
-    compute_s = stages["decode"] + stages["compute"]
-    return {"pipeline_vs_compute": round(compute_s / c["ray1"], 3),
-            "pipeline_vs_compute_only": round(stages["compute"] / c["ray1"], 3),
-            "loop_vs_compute": round(compute_s / c["loop"], 3),
-            "parallel_efficiency": round(w["ray1"] / (cpus * w[f"ray{cpus}"]), 3),
-            "ray_overhead_vs_loop": round(w["ray1"] / w["loop"] - 1, 3),
-            "ray_cpu_overhead_vs_loop": round(c["ray1"] / c["loop"] - 1, 3),
-            "per_file_s": {k: round(v, 3) for k, v in w.items()},
-            "cpu_s_per_file": {k: round(v, 3) for k, v in c.items()},
-            "startup_s": {k: round(v, 1) for k, v in m["startup"].items()}}
+    real-time factor measures); ``pipeline_vs_compute_only`` to ``features.compute`` alone.
+    With repetitions, the three headline ratios are the medians of each repetition's own (``runs``:
+    a ratio of measurements minutes apart would carry the load's drift); the rest, and
+    ``*_of_median_times``, come from the median times."""
+    w, c, stages = m["wall"], m["cpu"], m["stages"]
+
+    def main3(w, c, st):
+        return {"pipeline_vs_compute": round((st["decode"] + st["compute"]) / c["ray1"], 3),
+                "parallel_efficiency": round(w["ray1"] / (cpus * w[f"ray{cpus}"]), 3),
+                "ray_overhead_vs_loop": round(w["ray1"] / w["loop"] - 1, 3)}
+
+    out = main3(w, c, stages)
+    out.update({"pipeline_vs_compute_only": round(stages["compute"] / c["ray1"], 3),
+                "loop_vs_compute": round((stages["decode"] + stages["compute"]) / c["loop"], 3),
+                "ray_cpu_overhead_vs_loop": round(c["ray1"] / c["loop"] - 1, 3),
+                "per_file_s": {k: round(v, 3) for k, v in w.items()},
+                "cpu_s_per_file": {k: round(v, 3) for k, v in c.items()},
+                "startup_s": {k: round(v, 1) for k, v in m["startup"].items()}})
+    if len(m["runs"]) > 1:
+        runs = [main3(r["wall"], r["cpu"], r["stages"]) for r in m["runs"]]
+        for k in list(runs[0]):
+            out[f"{k}_of_median_times"] = out[k]
+            out[k] = round(float(np.median([r[k] for r in runs])), 3)
+        out["runs"] = {k: [r[k] for r in runs] for k in runs[0]}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small corpora (a smoke run, noisy figures)")
-    ap.add_argument("--n", type=int, default=30, help="N generated clips (the second size is 3N)")
+    ap.add_argument("--n", type=int, default=40, help="N generated clips (the second size is 3N)")
     ap.add_argument("--seconds", type=float, default=15.0, help="length of a generated clip (s)")
-    ap.add_argument("--real", type=int, default=8, help="N real 30-s excerpts (second size 3N; 0: none)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="repetitions of the generated-clip measurements (interleaved; medians, with the spread)")
+    ap.add_argument("--real", type=int, default=6, help="N real 30-s excerpts (second size 3N; 0: none)")
     ap.add_argument("--small-n", type=int, default=100, help="N one-second clips (second size 3N)")
     ap.add_argument("--row-group", type=int, default=128, help="segments per row group of the loop's writer")
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", help="keep corpora and stores in this folder")
     args = ap.parse_args()
     if args.quick:
-        args.n, args.small_n, args.seconds, args.real = 3, 30, 10.0, 2
+        args.n, args.small_n, args.seconds, args.real, args.repeat = 3, 30, 10.0, 2, 1
     import psutil
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="genaudio-bench-"))
@@ -278,14 +317,13 @@ def main() -> None:
     ex.segment_schema(cfg_small)
 
     inits: list[float] = []
-    stages, meas = {}, {}
+    meas = {}
     for name, (corpus, c, n, cpus_list) in corpora.items():
-        if name != "small":
-            stages[name] = time_stages(corpus[1], c)
-            log(f"{name} stages (CPU s per file): " + ", ".join(f"{k} {v:.3f}" for k, v in stages[name].items()))
-        meas[name] = measure(name, corpus, c, n, cpus_list, work, args.row_group, inits)
+        meas[name] = measure(name, corpus, c, n, cpus_list, work, args.row_group, inits,
+                             repeat=args.repeat if name == "generated" else 1, stages=name != "small")
+    stages = {k: m["stages"] for k, m in meas.items() if m["stages"]}
 
-    gen = ratios(meas["generated"], stages["generated"], args.cpus)
+    gen = ratios(meas["generated"], args.cpus)
     out = {k: gen[k] for k in ("pipeline_vs_compute", "parallel_efficiency", "ray_overhead_vs_loop")}
     sm = meas["small"]
     out.update({
@@ -295,7 +333,7 @@ def main() -> None:
                                                           + stages["generated"]["compute"]), 2),
         "generated": gen,
         "stages_cpu_s_per_file": {k: {s: round(v, 4) for s, v in st.items()} for k, st in stages.items()},
-        "cpus": args.cpus, "generated_clip_s": args.seconds, "n": args.n, "real_n": args.real,
+        "cpus": args.cpus, "generated_clip_s": args.seconds, "n": args.n, "repeat": args.repeat, "real_n": args.real,
         "small_n": args.small_n, "row_group": args.row_group,
         "per_small_file_s": {k: round(v, 4) for k, v in sm["wall"].items()},
         "ray_init_median_s": round(float(np.median(inits)), 1),
@@ -306,7 +344,7 @@ def main() -> None:
         "total_s": round(time.perf_counter() - t_all, 0),
     })
     if "real" in meas:
-        real = ratios(meas["real"], stages["real"], args.cpus)
+        real = ratios(meas["real"], args.cpus)
         real["realtime_factor_per_core"] = round(30.0 / real["per_file_s"]["ray1"], 2)
         out["real"] = real
     if not args.keep:

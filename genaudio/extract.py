@@ -482,8 +482,9 @@ def analyse_file(audio_file: AudioFile, config: ExtractConfig, *, device: str | 
     try:
         ga.probe(audio_file.path, config=config.audio)
         schema, shapes = segment_schema(config)
-        cols: dict[str, list] = {f.name: [] for f in schema if f.name in store.IDENTITY_COLUMNS
-                                 or f.name.startswith(store.FRAME_PREFIX)}
+        # names, not ``for f in schema``: iterating 5,447 pa.Field objects cost ~10 ms per file
+        cols: dict[str, list] = {k: [] for k in (*store.IDENTITY_COLUMNS,
+                                                 *(store.FRAME_PREFIX + name for name in shapes))}
         summaries: list[np.ndarray] = []
         stage = "decode"
         it = ga.iter_segments(audio_file.path, audio=config.audio, segment=config.segment)
@@ -536,17 +537,18 @@ def _rows_table(cols: dict[str, list], summaries: list[np.ndarray], schema: pa.S
     flat = pa.array(np.ascontiguousarray(np.stack(summaries).T, dtype=np.float32).reshape(-1))
     by_column = (flat.slice(j * n, n) for j in range(len(flat) // n if n else 0))
     arrays = []
-    for f in schema:
-        if f.name.startswith(store.FRAME_PREFIX):
-            dims, t = shapes[f.name[len(store.FRAME_PREFIX):]]
-            stacked = np.stack(cols[f.name]).astype(np.float16 if float16 else np.float32)
-            flat = pa.array(stacked.reshape(-1))
+    # by name (schema.names is one call), not ``for f in schema``: a pa.Field per column costs
+    # ~1 us, 5 ms per table; only the few identity and frame columns need their field
+    for i, name in enumerate(schema.names):
+        if name not in cols:
+            arrays.append(next(by_column))
+        elif name.startswith(store.FRAME_PREFIX):
+            dims, t = shapes[name[len(store.FRAME_PREFIX):]]
+            stacked = np.stack(cols[name]).astype(np.float16 if float16 else np.float32)
             arrays.append(pa.FixedSizeListArray.from_arrays(
-                pa.FixedSizeListArray.from_arrays(flat, t), dims))
-        elif f.name in cols:
-            arrays.append(pa.array(cols[f.name], type=f.type))
+                pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), t), dims))
         else:
-            arrays.append(pa.array(next(by_column)))
+            arrays.append(pa.array(cols[name], type=schema.field(i).type))
     assert all(len(a) == n for a in arrays) and next(by_column, None) is None
     return pa.Table.from_arrays(arrays, schema=schema)
 

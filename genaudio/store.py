@@ -196,11 +196,14 @@ STATUS_SCHEMA = pa.schema([
 ERROR_COLUMNS = ("file_id", "path", "label", "stage", "error_type", "reason", "message")
 
 
+_STATS_NAMES = frozenset(IDENTITY_COLUMNS) | frozenset(STATUS_SCHEMA.names)
+
+
 def _stats_columns(schema: pa.Schema) -> list[str] | bool:
     # Min/max statistics of thousands of summary columns would cost ~60 bytes each in every
     # file footer; keep them for the identity columns, which filters use.
-    names = [n for n in schema.names if n in IDENTITY_COLUMNS or n in STATUS_SCHEMA.names]
-    return names if len(schema.names) > 64 else True
+    names = schema.names
+    return [n for n in names if n in _STATS_NAMES] if len(names) > 64 else True
 
 
 #: Codec of narrow tables (files, errors, status: small, compressible text).
@@ -222,12 +225,21 @@ def parquet_options(schema: pa.Schema, *, compression: str | None = None) -> dic
     repeat), which cut the encoding time by ~40 % at the same size. The codec, unless given, is
     :data:`COMPRESSION`, or :data:`WIDE_COMPRESSION` for a wide table.
     """
-    if len(schema.names) <= 64:
+    if len(schema) <= 64:
         return {"compression": compression or COMPRESSION, "write_statistics": _stats_columns(schema)}
+    # the column lists of a wide schema cost ~25 ms to derive, paid per part: kept for the last
+    # few schemas (an equality test is ~40 us)
+    lists = next((v for k, v in _WIDE_OPTIONS if k.equals(schema)), None)
+    if lists is None:
+        lists = {"use_dictionary": [n for n, t in zip(schema.names, schema.types)
+                                    if not pa.types.is_floating(t) and not pa.types.is_nested(t)],
+                 "write_statistics": _stats_columns(schema)}
+        _WIDE_OPTIONS[:] = [(schema, lists), *_WIDE_OPTIONS[:3]]
     return {"compression": compression or WIDE_COMPRESSION,
-            "use_dictionary": [f.name for f in schema if not pa.types.is_floating(f.type)
-                               and not pa.types.is_nested(f.type)],
-            "write_statistics": _stats_columns(schema)}
+            "use_dictionary": list(lists["use_dictionary"]), "write_statistics": list(lists["write_statistics"])}
+
+
+_WIDE_OPTIONS: list[tuple[pa.Schema, dict]] = []
 
 
 def table_to_parquet_bytes(table: pa.Table, *, compression: str | None = None) -> bytes:

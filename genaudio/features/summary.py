@@ -46,7 +46,8 @@ def frame_stats(x: np.ndarray, stats=DEFAULT_STATS) -> dict[str, np.ndarray]:
     if unknown:
         raise ConfigError(f"unknown stat {unknown[0]!r}; valid: {', '.join(DEFAULT_STATS)}")
     x = np.array(x, dtype=np.float64, ndmin=2)  # a copy: cleaned in place below
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(x).all():  # one pass; nan_to_num makes four even when all is finite
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     dims, t = x.shape
     if t == 0:
         return {s: np.zeros(dims) for s in stats}
@@ -54,23 +55,35 @@ def frame_stats(x: np.ndarray, stats=DEFAULT_STATS) -> dict[str, np.ndarray]:
     c = x - mean[:, None]
     c2 = c * c
     m2 = c2.mean(axis=1)
+    lo, hi = x.min(axis=1), x.max(axis=1)
     # a row whose spread is at rounding level of its values has no shape: treat it as constant
-    scale = np.maximum(np.abs(x).max(axis=1), 1e-300)
+    # (max |x| is max(-min, max), exactly)
+    scale = np.maximum(np.maximum(-lo, hi), 1e-300)
     flat = np.sqrt(m2) <= 1e-6 * scale
     safe_m2 = np.where(flat, 1.0, m2)
     d = np.diff(x, axis=1) if t >= 2 and ({"delta_mean", "delta_std"} & set(stats)) else None
     compute = {
         "mean": lambda: mean,
         "std": lambda: np.where(flat, 0.0, np.sqrt(m2)),
-        "min": lambda: x.min(axis=1),
-        "max": lambda: x.max(axis=1),
-        "median": lambda: np.median(x, axis=1),
+        "min": lambda: lo,
+        "max": lambda: hi,
+        "median": lambda: _median(x),
         "skew": lambda: np.where(flat, 0.0, (c2 * c).mean(axis=1) / (safe_m2 * np.sqrt(safe_m2))),
         "kurtosis": lambda: np.where(flat, 0.0, (c2 * c2).mean(axis=1) / (safe_m2 * safe_m2) - 3.0),
         "delta_mean": lambda: d.mean(axis=1) if d is not None else np.zeros(dims),
         "delta_std": lambda: d.std(axis=1) if d is not None else np.zeros(dims),
     }
     return {s: compute[s]() for s in stats}
+
+
+def _median(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=1)`` of a finite ``(dims, time)`` matrix, exactly (the same middle
+    order statistics, averaged as numpy does), from a full sort: numpy's vectorised sort of many
+    short rows is ~6x faster than the two-pivot partition ``np.median`` runs."""
+    t = x.shape[1]
+    k = t // 2
+    s = np.sort(x, axis=1)
+    return np.mean(s[:, k - 1:k + 1] if t % 2 == 0 else s[:, k:k + 1], axis=1)
 
 
 def summary_columns(computed: Mapping[str, np.ndarray], *, config: FeatureConfig | None = None) -> list[str]:

@@ -242,6 +242,24 @@ def test_summary_names_and_values():
     assert list(only) == ["rms_00_mean", "rms_00_max"]
 
 
+@pytest.mark.parametrize("t", [1, 2, 3, 50, 51])
+def test_frame_stats_order_statistics_are_numpys_exactly(t):
+    """median (from one sort), min and max are the very floats numpy gives, odd and even lengths,
+    ties, wide ranges; non-finite values count as 0 (the store's values must not move)."""
+    from genaudio.features.summary import frame_stats
+
+    rng = np.random.default_rng(t)
+    x = rng.normal(size=(40, t)) * 10.0 ** rng.integers(-6, 6, size=(40, 1))
+    x[::4] = np.round(x[::4], 1)
+    x[1::4] = 0.0
+    for name, ref in (("median", np.median(x, axis=1)), ("min", x.min(axis=1)), ("max", x.max(axis=1))):
+        np.testing.assert_array_equal(frame_stats(x)[name], ref, err_msg=name)
+    x[2, 0], x[3, -1] = np.nan, -np.inf
+    got = frame_stats(x)
+    np.testing.assert_array_equal(got["median"], np.median(np.nan_to_num(x, nan=0.0, neginf=0.0), axis=1))
+    assert all(np.isfinite(v).all() for v in got.values())
+
+
 @pytest.mark.parametrize("signal", ["silence", "short_noise", "one_frame", "dc"])
 def test_summary_is_finite_on_degenerate_input(signal):
     sr = 22050
