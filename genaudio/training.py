@@ -104,6 +104,20 @@ def run_epochs(train_epoch: Callable[[int], dict], *, start: int, stop: int,
     return Outcome("ok", f"trained {stop} epochs", done)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, params, *,
+                   max_norm: float = 1.0) -> bool:
+    """One plain update: backward, clip the gradient norm to ``max_norm``, step the optimiser and
+    the schedule. Returns ``False`` (and changes nothing) when ``loss`` is NaN or infinite."""
+    if not torch.isfinite(loss):
+        return False
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    scheduler.step()
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Seeds and RNG states
 

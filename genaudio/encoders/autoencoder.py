@@ -45,8 +45,8 @@ from genaudio.devices import resolve_device
 from genaudio.encoders.base import Encoder, register
 from genaudio.errors import EncoderError
 from genaudio.infra import progress
-from genaudio.training import (check_config, load_state, load_state_dicts, rng_state, run_epochs, save_state,
-                               set_rng_state, state_dicts)
+from genaudio.training import (check_config, load_state, load_state_dicts, optimizer_step, rng_state, run_epochs,
+                               save_state, set_rng_state, state_dicts)
 
 CROP = 64  # training crop length in input frames (multiple of downsample)
 
@@ -168,13 +168,8 @@ class AutoencoderEncoder(Encoder):
                 batch.append(z[:, start:start + fit.crop])
             x = torch.stack(batch).to(fit.device)
             loss = spectral_loss(self.model(x), x, self.core_dims)
-            if not torch.isfinite(loss):
+            if not optimizer_step(loss, fit.opt, fit.sched, self.model.parameters()):
                 return None
-            fit.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            fit.opt.step()
-            fit.sched.step()
             total += float(loss.detach())
         return {"epoch": epoch + 1, "loss": total / fit.steps, "seconds": time.perf_counter() - t0}
 

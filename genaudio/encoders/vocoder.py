@@ -52,8 +52,8 @@ from genaudio.devices import resolve_device
 from genaudio.encoders import framing
 from genaudio.errors import EncoderError
 from genaudio.infra import progress as progress_bar
-from genaudio.training import (check_config, load_state, load_state_dicts, rng_state, run_epochs, save_state,
-                               set_rng_state, state_dicts)
+from genaudio.training import (check_config, load_state, load_state_dicts, optimizer_step, rng_state, run_epochs,
+                               save_state, set_rng_state, state_dicts)
 
 FORMAT = "genaudio-vocoder"
 FORMAT_VERSION = 1
@@ -524,13 +524,8 @@ def _train_epoch(t: _Training, epoch: int) -> dict | None:
             _discriminator_loss(t.disc, y_hat, y).backward()
             t.opt_d.step()
             loss = loss + cfg.adversarial_weight * _adversarial_terms(t.disc, y_hat, y)
-        if not torch.isfinite(loss):
+        if not optimizer_step(loss, t.opt, t.sched, t.net.parameters()):
             return None
-        t.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(t.net.parameters(), 1.0)
-        t.opt.step()
-        t.sched.step()
         sums["loss"] += float(loss.detach())
         for k, v in parts.items():
             sums[k] += v
