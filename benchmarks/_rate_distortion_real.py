@@ -66,19 +66,59 @@ def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: 
     return train, test, sorted(set(test_names)), train_paths
 
 
-def vocoder_for(enc, train: list[np.ndarray], out: Path, vcfg: VocoderConfig) -> tuple[LearnedDecoder, bool]:
-    """The saved vocoder of ``out/vocoder`` when its config is ``vcfg``; else train it (resumable)."""
-    folder = out / "vocoder"
-    if (folder / "config.json").is_file():
-        dec = LearnedDecoder.load(folder)
-        if dec.config == vcfg:
-            return dec, False
-    _err(f"training the vocoder: {vcfg.epochs} x {vcfg.steps_per_epoch} steps on {len(train)} clips "
-         f"({sum(map(len, train)) / SR / 60:.1f} min)")
-    enc.fit_decoder(train, config=vcfg, checkpoint=out / "vocoder_checkpoint.pt", progress=sys.stderr.isatty(),
-                    log=_err)
+def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig) -> LearnedDecoder | None:
+    """The vocoder saved in ``folder`` when it has config ``vcfg`` and was trained on this encoder's
+    decoded codes (a later run reuses it), else None."""
+    if not (folder / "config.json").is_file():
+        return None
+    dec = LearnedDecoder.load(folder)
+    trained_on = dec.training.get("frames", "")
+    mine = f"decoded codes of this {enc.kind} encoder (dim {enc.dim}, {enc.precision})"
+    return dec if dec.config == vcfg and trained_on == mine else None
+
+
+def vocoder_for(enc, train: list[np.ndarray], folder: Path, vcfg: VocoderConfig) -> None:
+    """Train ``enc``'s vocoder on its decoded codes of ``train`` and save it in ``folder``
+    (resumable from its checkpoint beside the folder)."""
+    _err(f"training the vocoder of {folder.name}: {vcfg.epochs} x {vcfg.steps_per_epoch} steps on "
+         f"{len(train)} clips ({sum(map(len, train)) / SR / 60:.1f} min) of its decoded codes")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder.parent / f"{folder.name}.ckpt.pt"
+    enc.fit_decoder(train, config=vcfg, from_codes=True, checkpoint=checkpoint, progress=sys.stderr.isatty(),
+                    log=lambda line: _err(f"{folder.name}: {line}"))
     enc.learned_decoder.save(folder)
-    return enc.learned_decoder, True
+    checkpoint.unlink(missing_ok=True)
+
+
+def _train_one(job) -> float:
+    """A worker process of :func:`train_vocoders`: train one encoder's vocoder; its wall seconds."""
+    import torch
+
+    torch.set_num_threads(1)
+    enc, train, folder, vcfg = job
+    t0 = time.perf_counter()
+    vocoder_for(enc, train, folder, vcfg)
+    return time.perf_counter() - t0
+
+
+def train_vocoders(encoders: dict, train: list[np.ndarray], out: Path, vcfg: VocoderConfig, jobs: int) -> dict:
+    """One vocoder per encoder, trained on its decoded codes, ``jobs`` at a time (one torch thread
+    each: on 2 cores two single-threaded trainings beat one two-threaded). Returns the wall
+    seconds per encoder (None where a saved vocoder was reused); the encoders hold their vocoders."""
+    import multiprocessing as mp
+
+    folders = {name: out / ("vocoder-" + name.split(" ")[0]) for name in encoders}
+    todo = [name for name, enc in encoders.items() if saved_vocoder(enc, folders[name], vcfg) is None]
+    seconds: dict = {name: None for name in encoders}
+    if todo:
+        # fork: the workers share the training clips instead of receiving copies
+        with mp.get_context("fork").Pool(min(jobs, len(todo))) as pool:
+            jobs_args = [(encoders[n], train, folders[n], vcfg) for n in todo]
+            for name, s in zip(todo, pool.map(_train_one, jobs_args, chunksize=1)):
+                seconds[name] = s
+    for name, enc in encoders.items():
+        enc.set_decoder(saved_vocoder(enc, folders[name], vcfg))
+    return seconds
 
 
 def decode_all(enc, test: list[np.ndarray]) -> tuple[list[np.ndarray], float, float]:
@@ -139,19 +179,17 @@ def main(args, root: Path) -> None:
             if v is not None}
     # the core frames of the training clips, computed once for every encoder
     parts = [make_encoder(config=base)._frame_parts(y) for y in train]
-    mel = make_encoder("mel", dim=N_MELS, config=base, precision="float16").fit(parts)
-    vcfg = mel.vocoder_config(**opts)
-    t0 = time.perf_counter()
-    vocoder, trained = vocoder_for(mel, train, out, vcfg)
-    train_wall = time.perf_counter() - t0
-    encoders = {"mel-128 f16 (frames)": mel}
+    encoders = {"mel-128 f16 (frames)": make_encoder("mel", dim=N_MELS, config=base, precision="float16").fit(parts)}
     for ratio, dim in RATES.items():
         _err(f"fitting pca-{dim} u8 ({ratio}x)")
         encoders[f"pca-{dim} u8"] = make_encoder("pca", dim=dim, config=base).fit(parts)
+    vcfg = encoders["pca-16 u8"].vocoder_config(**opts)
+    train_seconds = train_vocoders(encoders, train, out, vcfg, jobs=args.jobs)
     rows, recons = [], {}
     # one core for decoding: the speed target is per core, and Griffin-Lim gets the same
     with threadpool_limits(1):
         for name, enc in encoders.items():
+            vocoder = enc.learned_decoder
             for dec in ("griffinlim", "learned"):
                 enc.set_decoder(vocoder if dec == "learned" else None)
                 _err(f"decoding {name} with {dec}")
@@ -185,9 +223,11 @@ def main(args, root: Path) -> None:
     result.update({
         "held_out_clips": len(test), "held_out_files": test_files, "train_clips": len(train),
         "train_minutes": sum(map(len, train)) / SR / 60,
-        "vocoder": {"config": dataclasses.asdict(vocoder.config), "n_parameters": vocoder.n_parameters,
-                    "trained_now": trained, "train_wall_s": train_wall if trained else None,
-                    "training": vocoder.training, "final_epoch": vocoder.history[-1] if vocoder.history else None},
+        "vocoders": {name: {"n_parameters": enc.learned_decoder.n_parameters, "trained_now": train_seconds[name] is not None,
+                            "train_wall_s": train_seconds[name], "training": enc.learned_decoder.training,
+                            "final_epoch": enc.learned_decoder.history[-1] if enc.learned_decoder.history else None}
+                     for name, enc in encoders.items()},
+        "vocoder_config": dataclasses.asdict(vcfg),
         "per_row": df.to_dict(orient="records"),
         "judge": ({"name": "genaudio.quality KID vs real clips of the training files", **{
             k: v for k, v in scores.items() if " / " not in k}} if scores is not None

@@ -7,9 +7,10 @@ with ``--real``, Griffin-Lim vs the learned decoder on real music.
 Real-music mode (``--real``, default corpus ``~/.cache/genaudio-dev-corpus``, built by
 ``../shared/corpus/fetch.sh``): files are split by file (20 % held out, seeded hash). Up to
 ``--train-seconds-per-file`` seconds of each training file (5-s windows spread over the file) train
-PCA-on-log-mel encoders (uint8 codes: 32, 16, 8 dims = 16x, 32x, 64x) and ONE default vocoder on
-the log-mel core (:func:`genaudio.encoders.vocoder.train_vocoder`, saved in ``OUT/vocoder`` and
-reused by a later run with the same configuration). Every encoder is then decoded both ways on
+PCA-on-log-mel encoders (uint8 codes: 32, 16, 8 dims = 16x, 32x, 64x) and, for each encoder, a
+default vocoder trained on the frames its codes decode to (``Encoder.fit_decoder``; saved in
+``OUT/vocoder-<encoder>`` and reused by a later run with the same configuration; ``--jobs`` of them
+train at once). Every encoder is then decoded both ways on
 4-s windows of the held-out files in the same run: Griffin-Lim (64 iterations) and the learned
 decoder; plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone
 loses. Metrics: LSD, spectral convergence, multi-resolution STFT, decoding speed on one CPU core
@@ -130,6 +131,8 @@ def main() -> None:
                     help="real mode: vocoder epochs (default: VocoderConfig's)")
     ap.add_argument("--input-noise-db", type=float, default=None,
                     help="real mode: vocoder training input noise (dB; default: VocoderConfig's)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="real mode: vocoders trained at once, one torch thread each (default 2)")
     ap.add_argument("--figure", default=None, help="real mode: also write the plot here (e.g. docs/figures/...)")
     args = ap.parse_args()
     if args.real:

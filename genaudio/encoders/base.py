@@ -400,26 +400,44 @@ class Encoder:
         except ConfigError as e:
             raise EncoderError(str(e)) from None
 
-    def fit_decoder(self, waves: Iterable[np.ndarray], *, config=None, checkpoint: str | os.PathLike | None = None,
-                    progress: bool = False, log=None) -> "Encoder":
+    def fit_decoder(self, waves: Iterable[np.ndarray], *, config=None, from_codes: bool | None = None,
+                    checkpoint: str | os.PathLike | None = None, progress: bool = False, log=None) -> "Encoder":
         """Train a learned decoder (vocoder) on waveforms ``(samples,)`` and use it from now on.
 
-        The vocoder learns core frames -> audio, so it does not depend on the codes: one trained
-        vocoder serves every encoder with the same core and analysis (:meth:`set_decoder`).
-        ``config`` defaults to :meth:`vocoder_config`; ``checkpoint``/``progress``/``log`` as
-        :func:`genaudio.encoders.vocoder.train_vocoder`. Returns ``self``.
+        The vocoder learns core frames -> audio. With ``from_codes`` (the default once the encoder
+        is fitted) its input frames are the ones this encoder's codes decode to,
+        ``decode(encode(y))`` with quantisation, so it learns to undo the encoder's losses as well
+        as to find the phase: at 32x the decoded frames are far from the clean ones, and a vocoder
+        trained on clean frames meets inputs it never saw. ``from_codes=False`` trains on the clean
+        frames: one vocoder then serves every encoder with the same core and analysis
+        (:meth:`set_decoder`), each less well. ``config`` defaults to :meth:`vocoder_config`;
+        ``checkpoint``/``progress``/``log`` as :func:`genaudio.encoders.vocoder.train_vocoder`.
+        Returns ``self``.
         """
         from genaudio.encoders.vocoder import train_vocoder
 
         if not self.has_audio_decoder:
             raise EncoderError(f"this {self.kind} encoder has no spectral core: there is nothing to vocode")
+        from_codes = self.fitted if from_codes is None else from_codes
+        if from_codes:
+            self._require_fitted()
         cfg = config if config is not None else self.vocoder_config()
         waves = [np.asarray(y, dtype=np.float32) for y in waves]
         if not waves:
             raise EncoderError("no training audio for the decoder")
         name = framing.core_feature(self.config.core)
-        frames = [self._frame_parts(y)[name] for y in waves]
-        self.set_decoder(train_vocoder(waves, frames, cfg, checkpoint=checkpoint, progress=progress, log=log))
+        frames = []
+        for y in waves:
+            parts = self._frame_parts(y)
+            clean = parts[name]
+            if from_codes:
+                decoded = self.decode(self.encode(parts))[:self.core_dims]
+                clean = framing.fit_length(decoded, clean.shape[1])
+            frames.append(clean)
+        decoder = train_vocoder(waves, frames, cfg, checkpoint=checkpoint, progress=progress, log=log)
+        decoder.training["frames"] = (f"decoded codes of this {self.kind} encoder (dim {self.dim}, "
+                                      f"{self.precision})" if from_codes else "clean core frames")
+        self.set_decoder(decoder)
         return self
 
     def set_decoder(self, decoder) -> "Encoder":

@@ -291,12 +291,14 @@ def run_sweep(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, confi
         log(f"sweep: {len(configs)} encoders, {len(train)} training / {len(held)} held-out segments")
         decoders = {}
         if cfg.decoder == "learned":
-            # one vocoder per spectral core serves every encoder on it
+            # one vocoder per spectral core, trained on clean frames, serves every encoder on it
+            # (one per encoder, on its decoded codes, would multiply the sweep's time)
             for c in configs:
                 probe = make_encoder(config=c)
                 if c.core not in decoders and probe.can_learn_decoder:
                     log(f"training the learned decoder of the {c.core} core")
-                    decoders[c.core] = probe.fit_decoder(train, progress=progress).learned_decoder
+                    decoders[c.core] = probe.fit_decoder(train, from_codes=False,
+                                                         progress=progress).learned_decoder
         df = sw.rate_distortion(train, held, configs, progress=progress, decoders=decoders)
         df.to_csv(tmp / "rate_distortion.csv", index=False)
         if df.lsd_db.notna().any():

@@ -10,7 +10,13 @@ Architecture (Siuzdak, "Vocos", 2023), channels = core bins, convolution along t
                 -> L x ConvNeXt-1D block [depthwise Conv1d(C, C, 7) - LayerNorm - Linear(C, 3C)
                                           - GELU - Linear(3C, C) - layer scale, + residual]
                 -> LayerNorm - Linear(C, n_fft + 2)
-                -> magnitude exp(m) (clipped), phase p: S = |S| (cos p + i sin p) -> iSTFT
+                -> log-magnitude m, phase p: S = exp(prior + m) (clipped) (cos p + i sin p) -> iSTFT
+
+``prior`` (``magnitude_prior=True``, the default) is the log-magnitude the input frames imply on
+their own: the STFT bins of ``log_stft``, or for ``log_mel`` each linear bin interpolated between
+the mel bands it lies in (:func:`mel_interpolation`, exact for a locally flat spectrum). The
+network then learns a correction and the phase, not the whole magnitude: a short CPU training
+starts where Griffin-Lim's magnitude estimate is instead of from noise.
 
 The iSTFT uses the core's own ``n_fft``/``hop_length`` (Hann, centred), so one input frame is one
 output frame and the vocoder runs at the frame rate: it decodes far faster than real time on a CPU.
@@ -56,7 +62,8 @@ from genaudio.training import (check_config, load_state, load_state_dicts, optim
                                save_state, set_rng_state, state_dicts)
 
 FORMAT = "genaudio-vocoder"
-FORMAT_VERSION = 1
+#: 2 added ``magnitude_prior``; version 1 vocoders (no prior) still load
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 LOSS_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
@@ -92,6 +99,9 @@ class VocoderConfig:
         Add a multi-resolution spectrogram discriminator (GPUs; slow on a CPU).
     adversarial_weight : float
         Weight of the generator's adversarial + feature-matching terms.
+    magnitude_prior : bool
+        Predict the log-magnitude as a correction of the one the input frames imply (see the
+        module docstring); False predicts it from scratch (format version 1 vocoders).
     seed : int
         Seeds the initial weights, the crops and the input noise.
     device : str
@@ -116,6 +126,7 @@ class VocoderConfig:
     mel_weight: float = 1.0
     adversarial: bool = False
     adversarial_weight: float = 0.1
+    magnitude_prior: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -180,12 +191,26 @@ class VocoderNet(nn.Module):
         self.register_buffer("in_mean", torch.zeros(n_in))
         self.register_buffer("in_scale", torch.ones(()))
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self.core = cfg.core
+        prior = None
+        if cfg.magnitude_prior and cfg.core == "log_mel":
+            prior = torch.from_numpy(mel_interpolation(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels))
+        # not saved: it follows from the config
+        self.register_buffer("mel_to_bins", prior, persistent=False)
+        self.magnitude_prior = cfg.magnitude_prior
         self.embed = nn.Conv1d(n_in, cfg.channels, cfg.kernel, padding=cfg.kernel // 2)
         self.norm = nn.LayerNorm(cfg.channels, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.intermediate, cfg.kernel, 1.0 / cfg.layers)
                                     for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.channels, eps=1e-6)
         self.head = nn.Linear(cfg.channels, cfg.n_fft + 2)
+
+    def prior(self, frames: torch.Tensor) -> torch.Tensor:
+        """Natural-log STFT magnitude (B, 1 + n_fft // 2, T) implied by dB frames (B, n_in, T)."""
+        if self.mel_to_bins is None:  # log_stft: the frames are the bins' power in dB
+            return frames * (math.log(10) / 20)
+        power = torch.pow(10.0, frames / 10)
+        return 0.5 * torch.log(torch.clamp(self.mel_to_bins @ power, min=framing.AMIN))
 
     def spectrum(self, frames: torch.Tensor) -> torch.Tensor:
         """Complex STFT (B, 1 + n_fft // 2, T) predicted from dB frames (B, n_in, T)."""
@@ -195,6 +220,8 @@ class VocoderNet(nn.Module):
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
         log_mag, phase = x.chunk(2, dim=1)
+        if self.magnitude_prior:
+            log_mag = log_mag + self.prior(frames)
         mag = torch.clip(torch.exp(log_mag), max=MAX_MAGNITUDE)
         return torch.polar(mag, phase)
 
@@ -202,6 +229,26 @@ class VocoderNet(nn.Module):
         spec = self.spectrum(frames)
         n = length if length is not None else self.hop * (frames.shape[-1] - 1)
         return torch.istft(spec, self.n_fft, hop_length=self.hop, window=self.window, center=True, length=n)
+
+
+def mel_interpolation(*, sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Linear map ``(1 + n_fft // 2, n_mels)`` from mel band power to STFT bin power.
+
+    Each bin takes the power density (band power / band width in bins, the librosa filterbank's
+    row sum) of the bands that cover it, weighted by its filter weights: exact for a locally flat
+    spectrum, non-negative, and smooth (no pseudo-inverse ringing). Bins no band covers (DC, the
+    edges) take their nearest covered bin's weights.
+    """
+    import librosa
+
+    M = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float64)  # (n_mels, bins)
+    band_bins = np.maximum(M.sum(axis=1), 1e-12)   # a flat spectrum of power p gives band power p * this
+    cover = M.sum(axis=0)
+    covered = np.flatnonzero(cover > 0)
+    nearest = covered[np.abs(np.arange(M.shape[1])[:, None] - covered[None]).argmin(axis=1)]
+    weights = (M / np.where(cover > 0, cover, 1.0))[:, nearest]   # each bin's weights sum to 1
+    W = (weights / band_bins[:, None]).T
+    return W.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,10 +401,12 @@ class LearnedDecoder:
             raise EncoderError(f"{folder / CONFIG_FILE} is corrupt: {e}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise EncoderError(f"{folder} is not a genaudio vocoder (no format: {FORMAT!r})")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise EncoderError(f"{folder}: vocoder format version {meta.get('format_version')} is not supported")
+        version = meta.get("format_version")
+        if version not in (1, FORMAT_VERSION):
+            raise EncoderError(f"{folder}: vocoder format version {version} is not supported")
         try:
-            cfg = from_dict(VocoderConfig, meta["config"])
+            # version 1 predicted the whole magnitude
+            cfg = from_dict(VocoderConfig, {**meta["config"], **({"magnitude_prior": False} if version == 1 else {})})
         except (ConfigError, KeyError) as e:
             raise EncoderError(f"{folder}: invalid vocoder config: {e}") from None
         try:

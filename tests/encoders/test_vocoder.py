@@ -184,3 +184,51 @@ def test_the_adversarial_option_trains_and_checkpoints_its_discriminator(tmp_pat
     state = torch.load(tmp_path / "adv.pt", weights_only=True)
     assert "discriminator" in state and "optimizer_d" in state
     assert np.isfinite(dec.history[0]["loss"]) and np.all(np.isfinite(dec.render(frames[0])))
+
+
+def test_the_magnitude_prior_starts_from_the_magnitude_the_frames_imply(encoder, clips):
+    """An untrained head (zero output) renders the mel interpolation of the input: the network only
+    learns a correction. The interpolation is exact for a flat spectrum."""
+    import librosa
+
+    from genaudio.encoders.vocoder import VocoderConfig, mel_interpolation
+
+    W = mel_interpolation(sr=SR, n_fft=1024, n_mels=64)
+    M = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=64)
+    assert W.shape == (513, 64) and W.min() >= 0
+    np.testing.assert_allclose(W @ (M @ np.full(513, 2.5)), 2.5, rtol=1e-5)
+    net = VocoderNet(VocoderConfig(n_mels=64, **{k: v for k, v in TINY.items() if k != "device"}))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    frames = encoder.input_frames(clips[0])[:encoder.core_dims]
+    with torch.no_grad():
+        mag = net.spectrum(torch.from_numpy(frames)[None]).abs()[0].numpy()
+    expected = np.sqrt(np.maximum(W @ librosa.db_to_power(frames), 1e-10))
+    np.testing.assert_allclose(mag, expected, rtol=1e-3)
+
+
+def test_it_trains_on_the_encoders_decoded_codes_by_default(encoder, clips):
+    assert encoder.learned_decoder.training["frames"] == "decoded codes of this pca encoder (dim 8, float16)"
+    clean = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    clean.fit_decoder(clips, config=clean.vocoder_config(**TINY), from_codes=False)
+    assert clean.learned_decoder.training["frames"] == "clean core frames"
+    # same seed and config, different input frames: a different vocoder
+    assert not torch.equal(clean.learned_decoder.net.head.weight, encoder.learned_decoder.net.head.weight)
+    unfitted = make_encoder("pca", dim=8, n_mels=64, device="cpu")
+    with pytest.raises(EncoderError, match="not fitted"):
+        unfitted.fit_decoder(clips, config=unfitted.vocoder_config(**TINY), from_codes=True)
+
+
+def test_a_version_1_vocoder_without_the_prior_still_loads(tmp_path, clips):
+    enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, magnitude_prior=False))
+    folder = enc.learned_decoder.save(tmp_path / "v1")
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["config"]["magnitude_prior"]
+    meta["format_version"] = 1
+    (folder / "config.json").write_text(json.dumps(meta))
+    back = LearnedDecoder.load(folder)
+    assert back.config.magnitude_prior is False
+    frames = enc.decode(enc.encode(clips[0]))[:enc.core_dims]
+    np.testing.assert_array_equal(back.render(frames), enc.learned_decoder.render(frames))
