@@ -196,7 +196,7 @@ def main(args, root: Path) -> None:
                 ys, speed, speed_wall = decode_all(enc, test)
                 recons[f"{name} / {dec}"] = ys
                 m = pd.DataFrame([distortion(y, y_hat) for y, y_hat in zip(test, ys)]).mean()
-                rows.append({"label": dec, "encoder": name, "dim": enc.dim,
+                rows.append({"label": dec, "encoder": name, "core": enc.config.core, "dim": enc.dim,
                              "compression_ratio": enc.compression_ratio, "bitrate": enc.bitrate,
                              "lsd_db": m.lsd_db, "sc": m.sc, "mrstft": m.mrstft, "x_realtime_1core": speed,
                              "x_realtime_wall": speed_wall})

@@ -1,8 +1,9 @@
 """A learned decoder: a Vocos-style vocoder from spectral-core frames (dB) to a waveform (torch).
 
-One vocoder serves every encoder on the same spectral core and analysis: PCA, autoencoder and mel
-codes decode to core frames (``log_mel`` or ``log_stft`` in dB, as the features store holds them)
-and the vocoder turns frames into audio, in place of Griffin-Lim's phase search.
+PCA, autoencoder and mel codes decode to core frames (``log_mel`` or ``log_stft`` in dB, as the
+features store holds them) and the vocoder turns frames into audio, in place of Griffin-Lim's
+phase search. Any vocoder serves every encoder on the same spectral core and analysis; it serves
+best the one whose decoded codes it was trained on (``Encoder.fit_decoder(from_codes=True)``).
 
 Architecture (Siuzdak, "Vocos", 2023), channels = core bins, convolution along time::
 
