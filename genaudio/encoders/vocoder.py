@@ -192,7 +192,6 @@ class VocoderNet(nn.Module):
         self.register_buffer("in_mean", torch.zeros(n_in))
         self.register_buffer("in_scale", torch.ones(()))
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        self.core = cfg.core
         prior = None
         if cfg.magnitude_prior and cfg.core == "log_mel":
             prior = torch.from_numpy(mel_interpolation(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels))
