@@ -72,9 +72,7 @@ def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig) -> LearnedDecoder | No
     if not (folder / "config.json").is_file():
         return None
     dec = LearnedDecoder.load(folder)
-    trained_on = dec.training.get("frames", "")
-    mine = f"decoded codes of this {enc.kind} encoder (dim {enc.dim}, {enc.precision})"
-    return dec if dec.config == vcfg and trained_on == mine else None
+    return dec if dec.config == vcfg and dec.training.get("frames") == enc.decoded_frames_name else None
 
 
 def vocoder_for(enc, train: list[np.ndarray], folder: Path, vcfg: VocoderConfig) -> None:

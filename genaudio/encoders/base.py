@@ -435,10 +435,15 @@ class Encoder:
                 clean = framing.fit_length(decoded, clean.shape[1])
             frames.append(clean)
         decoder = train_vocoder(waves, frames, cfg, checkpoint=checkpoint, progress=progress, log=log)
-        decoder.training["frames"] = (f"decoded codes of this {self.kind} encoder (dim {self.dim}, "
-                                      f"{self.precision})" if from_codes else "clean core frames")
+        decoder.training["frames"] = self.decoded_frames_name if from_codes else "clean core frames"
         self.set_decoder(decoder)
         return self
+
+    @property
+    def decoded_frames_name(self) -> str:
+        """What ``fit_decoder(from_codes=True)`` records as a vocoder's training frames
+        (``decoder.training["frames"]``): says which encoder's codes it learned to decode."""
+        return f"decoded codes of this {self.kind} encoder (dim {self.dim}, {self.precision})"
 
     def set_decoder(self, decoder) -> "Encoder":
         """Use a trained :class:`~genaudio.encoders.vocoder.LearnedDecoder` (its analysis must match
