@@ -379,6 +379,14 @@ def read_manifest(enc_dir: str | os.PathLike) -> dict:
     return manifest
 
 
+def features_store_of(enc_dir: str | os.PathLike) -> Path | None:
+    """The features store an encoded store was made from, when its manifest names one that still
+    exists (``source.store``; search caches written before 2026-12-01 named it ``source.dir``)."""
+    source = read_manifest(enc_dir).get("source") or {}
+    store = source.get("store") or source.get("dir")
+    return Path(store) if store and Path(store).is_dir() else None
+
+
 def read_codes(enc_dir: str | os.PathLike, *, load_encoder_: bool = True) -> CodesData:
     """Read an encoded store: float32 codes per segment, identity DataFrame, the encoder."""
     enc_dir = Path(enc_dir)

@@ -53,6 +53,21 @@ def reference_seconds(ids, seconds: float | None = None) -> float:
     return min(DEFAULT_SECONDS, med)
 
 
+def store_space(store_dir):
+    """The judge's fixed feature space of a features store (:meth:`FeatureSpace.from_store`), the
+    space a search judges every trial in; ``None`` (the reference halves define the space) when
+    there is no store or it lacks the judge's summary columns."""
+    from genaudio.errors import QualityError
+    from genaudio.quality import FeatureSpace
+
+    if store_dir is None:
+        return None
+    try:
+        return FeatureSpace.from_store(store_dir)
+    except QualityError:  # a store extracted without the judge's summary columns
+        return None
+
+
 def held_out_reference(ids, val_files, *, n: int, seconds: float, sample_rate: int, seed: int = 0,
                        space=None, progress=None):
     """The judge's reference from held-out files of an encoded or features store.
@@ -94,7 +109,9 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
     encoder : Encoder or path, optional
         Decodes generated codes; default: the encoder of the run's encoded store.
     reference : Reference, optional
-        Default: :func:`held_out_reference` on the run's held-out files (``n_clips`` per half).
+        Default: :func:`held_out_reference` on the run's held-out files (``n_clips`` per half),
+        in the :func:`store_space` of the features store the codes were made from when it is
+        still there, so that the score is the one a search on that store gives the same model.
     n_clips : int
         Clips generated (and real clips per reference half).
     seconds : float, optional
@@ -111,7 +128,7 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
         cannot reconstruct audio), ``n_real``, ``seconds``, ``score_seconds`` (time taken), and
         ``val_loss``/``val_mse`` (LSTM, last epoch) when the run has them.
     """
-    from genaudio.encoders.store import read_codes
+    from genaudio.encoders.store import features_store_of, read_codes
 
     t0 = time.perf_counter()
     model = load_run(run)
@@ -128,7 +145,8 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
             raise ModelError(f"{model.path}: the run does not name its encoded store; pass a reference")
         ids = read_codes(model.enc_dir).ids
         reference = held_out_reference(ids, model.val_files, n=n_clips, sample_rate=int(enc.sample_rate), seed=seed,
-                                       seconds=reference_seconds(ids, seconds), progress=progress)
+                                       seconds=reference_seconds(ids, seconds), progress=progress,
+                                       space=store_space(features_store_of(model.enc_dir)))
     gen = judge_generated(model, enc, reference, n=n_clips, seed=seed)
     out.update(quality=gen.score, quality_se=gen.score_se, n_generated=gen.n, n_nonfinite=gen.n_nonfinite,
                reference_quality=reference.real_vs_real.score, reference_quality_se=reference.real_vs_real.score_se,

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from genaudio.config import config_hash, from_dict, load, merge, nest, to_dict
-from genaudio.errors import ConfigError, GenaudioError, QualityError
+from genaudio.errors import ConfigError, GenaudioError
 from genaudio.infra import atomic_dir, file_lock
 from genaudio.search.layout import CEILING_FILE, REFERENCE_FILE, TRIAL_MODEL_DIR, cache_dir
 from genaudio.search.session import METRIC, report_epoch
@@ -134,8 +134,8 @@ def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path)
     ``RUN/judge/reference.json``. Built the same way (seeded) on ``--resume``."""
     from genaudio.models.config import TrainConfig
     from genaudio.models.data import split_by_file
-    from genaudio.models.score import held_out_reference, reference_seconds
-    from genaudio.quality import FeatureSpace, save_reference_summary
+    from genaudio.models.score import held_out_reference, reference_seconds, store_space
+    from genaudio.quality import save_reference_summary
     from genaudio.search.tuner import judged_epochs
 
     ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
@@ -145,10 +145,7 @@ def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path)
     seconds = reference_seconds(ids, cfg.judge_seconds)
     sr = analysis_of(manifest)["sample_rate"]
     kw = dict(n=cfg.judge_clips, seconds=seconds, sample_rate=sr, seed=cfg.seed)
-    try:
-        ref = held_out_reference(ids, val_files, space=FeatureSpace.from_store(store), **kw)
-    except QualityError:  # a store extracted without the judge's summary columns
-        ref = held_out_reference(ids, val_files, **kw)
+    ref = held_out_reference(ids, val_files, space=store_space(store), **kw)
     save_reference_summary(run_dir / REFERENCE_FILE, ref, held_out_files=val_files)
     return {"reference": ref, "epochs": judged_epochs(cfg)}
 
@@ -212,7 +209,8 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
     # written complete into a temporary folder, then renamed: readers never see half an entry
     with atomic_dir(entry) as tmp:
         write_codes(tmp, CodesData(codes, ids, enc, None), enc,
-                    source={"dir": store["dir"], "config_hash": store["config_hash"]},
+                    source={"kind": "features", "store": str(Path(store["dir"]).resolve()),
+                            "config_hash": store["config_hash"]},
                     extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
 
 

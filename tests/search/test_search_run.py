@@ -117,6 +117,7 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     """ASHA's metric at a rung is the judge's quality of that epoch's model against the search's one
     reference, whatever the encoder: recomputed from the epoch-1 checkpoints, it is what was reported."""
     from genaudio.encoders import load_encoder
+    from genaudio.models.score import score_model
     from genaudio.search.results import collect_results
     from genaudio.search.session import METRIC
     from genaudio.search.trainable import judge_data, judge_epoch, store_data
@@ -150,3 +151,8 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
         # branch after a last-bit difference in a BLAS sum (seen: 3.04 vs 3.02, SE 2)
         assert again["quality"] == pytest.approx(first["quality"], rel=0.05)
         assert np.isfinite(r["decoder_quality"]) and r["quality_se"] > 0
+    # `genaudio train`'s score of such a model is the search's judgement: the encoded store names
+    # its features store, whose fixed space the score then uses (not one fitted on the reference)
+    scored = score_model(ckpt, encoder=load_encoder(entry / "encoder"), n_clips=5, seed=1)
+    assert scored["reference_quality"] == pytest.approx(judge["reference"].real_vs_real.score, rel=1e-6)
+    assert scored["quality"] == pytest.approx(again["quality"], rel=0.05)
