@@ -6,7 +6,7 @@ import pytest
 
 from genaudio.encoders import (config_for_store, encode_store, fit_store, load_encoder, make_encoder,
                                read_codes, resolve_groups, split_by_file, write_codes)
-from genaudio.encoders.store import frame_features_of, load_inputs
+from genaudio.encoders.store import features_store_of, frame_features_of, load_inputs
 from genaudio.errors import EncoderError, StoreError
 
 
@@ -65,6 +65,17 @@ def test_encoded_store_round_trip(tmp_path, features_store, precision):
     assert str(stored) == {"float16": "halffloat", "uint8": "uint8", "float32": "float"}[precision]
     y = back.encoder.to_audio(back.codes[0])
     assert y.ndim == 1 and len(y) > 22050
+    assert features_store_of(out) == features_store  # the judge's space comes from it
+
+
+def test_features_store_of_an_encoded_store(tmp_path, features_store):
+    enc = fit_store(features_store, config_for_store(features_store, kind="pca", dim=4))
+    data = encode_store(features_store, enc)
+    legacy = write_codes(tmp_path / "legacy", data, enc, source={"dir": str(features_store)})  # older search caches
+    gone = write_codes(tmp_path / "gone", data, enc, source={"store": str(tmp_path / "deleted")})
+    audio = write_codes(tmp_path / "audio", data, enc)  # encoded from audio files: no store
+    assert features_store_of(legacy) == features_store
+    assert features_store_of(gone) is None and features_store_of(audio) is None
 
 
 def test_reading_what_is_not_an_encoded_store(tmp_path, features_store):
