@@ -21,7 +21,7 @@ from genaudio import store as fstore
 from genaudio.encoders import sweep as sw
 from genaudio.encoders.base import EncoderConfig, encoder_class, make_encoder
 from genaudio.encoders.metrics import evaluate
-from genaudio.encoders.store import (AUDIO, CodesData, config_for_store, load_inputs, split_by_file,
+from genaudio.encoders.store import (AUDIO, CodesData, config_for_store, features_source, load_inputs, split_by_file,
                                      write_codes)
 from genaudio.errors import AudioError, EncoderError, StoreError
 from genaudio.infra import temp_dir_beside
@@ -144,8 +144,7 @@ def _load(inputs, config: EncoderConfig, *, need_audio: bool, max_segments: int 
         cfg = config_for_store(store_dir, kind=config.kind, dim=config.dim, groups=config.groups, config=base)
         ids, parts, waves = load_inputs(store_dir, cfg, need_audio=need_audio, max_segments=max_segments,
                                         progress=progress, frames=not need_audio)
-        source = {"kind": "features", "store": str(store_dir.resolve()),
-                  "config_hash": fstore.read_manifest(store_dir).get("config_hash")}
+        source = features_source(store_dir, config_hash=fstore.read_manifest(store_dir).get("config_hash"))
         keep_parts = not encoder_class(cfg.kind).takes_waveform and not need_audio
         return Segments(ids, waves, parts if keep_parts else None, source, []), cfg
     for i in inputs:

@@ -379,6 +379,12 @@ def read_manifest(enc_dir: str | os.PathLike) -> dict:
     return manifest
 
 
+def features_source(store_dir: str | os.PathLike, *, config_hash: str | None) -> dict:
+    """The manifest's ``source`` of codes made from a features store (what :func:`features_store_of`
+    reads back)."""
+    return {"kind": "features", "store": str(Path(store_dir).resolve()), "config_hash": config_hash}
+
+
 def features_store_of(enc_dir: str | os.PathLike) -> Path | None:
     """The features store an encoded store was made from, when its manifest names one that still
     exists (``source.store``; search caches written before 2026-12-01 named it ``source.dir``)."""

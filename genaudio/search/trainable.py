@@ -195,7 +195,7 @@ def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
 
 def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> None:
     from genaudio.encoders import make_encoder
-    from genaudio.encoders.store import CodesData, write_codes
+    from genaudio.encoders.store import CodesData, features_source, write_codes
 
     feats = [enc_cfg["core"]] + list(enc_cfg["groups"])
     arrays = {f: _frame_arrays(table, f) for f in feats}
@@ -209,8 +209,7 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
     # written complete into a temporary folder, then renamed: readers never see half an entry
     with atomic_dir(entry) as tmp:
         write_codes(tmp, CodesData(codes, ids, enc, None), enc,
-                    source={"kind": "features", "store": str(Path(store["dir"]).resolve()),
-                            "config_hash": store["config_hash"]},
+                    source=features_source(store["dir"], config_hash=store["config_hash"]),
                     extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
 
 
