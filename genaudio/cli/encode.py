@@ -43,6 +43,10 @@ def _csv(value: str | None) -> tuple[str, ...]:
                    "vocoder an encoder always falls back to Griffin-Lim.")
 @click.option("--decoder-epochs", default=12, show_default=True, type=int,
               help="Learned decoder: training epochs (50 steps each).")
+@click.option("--decoder-code-noise", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Learned decoder: train it on codes with this much Gaussian noise (x each code dimension's "
+                   "std), so that it decodes a model's generated codes, which carry the model's sampling "
+                   "noise (an LSTM's: about sqrt of its val_mse); see docs/encoders.md.")
 @click.option("--decoder-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Reuse the learned decoder of an encoded store, encoder or vocoder folder (same core and "
                    "analysis) instead of training one.")
@@ -67,8 +71,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing ENC folder (only genaudio encode output).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten, epochs, hidden, device,
-            decoder, decoder_epochs, decoder_from, sample_rate, n_fft, hop_length, n_mels, segment_seconds, holdout,
-            max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
+            decoder, decoder_epochs, decoder_code_noise, decoder_from, sample_rate, n_fft, hop_length, n_mels,
+            segment_seconds, holdout, max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
     """Encode audio into compact codes with a decoder back to sound.
 
     INPUTS is a features store (`genaudio extract` output; its analysis settings are used and
@@ -95,7 +99,8 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
         raise ConfigError("--encoder mel uses --core log_mel")
     opts = dict(core=core, groups=_csv(groups), precision=precision, downsample=downsample,
                 pca={"whiten": whiten}, autoencoder={"epochs": epochs, "hidden": hidden},
-                device=device, decoder=decoder, decoder_epochs=decoder_epochs, sample_rate=sample_rate, n_fft=n_fft,
+                device=device, decoder=decoder, decoder_epochs=decoder_epochs,
+                decoder_code_noise=decoder_code_noise, sample_rate=sample_rate, n_fft=n_fft,
                 hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed)
     cfg = make_encoder(kind, dim=dim, **opts).config
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))

@@ -18,8 +18,8 @@ One interface (:class:`Encoder`) for all kinds:
 Encoded stores (``genaudio encode`` output) are written by :func:`write_codes` and read by
 :func:`read_codes`; :func:`encode_store` encodes a features store in memory.
 """
-from genaudio.encoders.base import (KINDS, PRECISIONS, Encoder, EncoderConfig, encoder_class, load_encoder,
-                                    make_encoder)
+from genaudio.encoders.base import (KINDS, PRECISIONS, Encoder, EncoderConfig, add_code_noise, encoder_class,
+                                    load_encoder, make_encoder)
 from genaudio.encoders import mel as _mel  # noqa: F401  (registers the kind)
 from genaudio.encoders import pca as _pca  # noqa: F401
 from genaudio.encoders import mulaw as _mulaw  # noqa: F401
@@ -29,7 +29,8 @@ try:  # torch is a hard dependency, but keep the light encoders importable witho
 except ImportError:  # pragma: no cover
     pass
 
-__all__ = ["KINDS", "PRECISIONS", "Encoder", "EncoderConfig", "encoder_class", "load_encoder", "make_encoder"]
+__all__ = ["KINDS", "PRECISIONS", "Encoder", "EncoderConfig", "add_code_noise", "encoder_class", "load_encoder",
+           "make_encoder"]
 
 from genaudio.encoders.store import (CodesData, config_for_store, encode_store, fit_store, load_inputs,  # noqa: E402
                                      read_codes, resolve_groups, split_by_file, write_codes)

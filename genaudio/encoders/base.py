@@ -144,6 +144,9 @@ class EncoderConfig:
         fallback of any encoder without one.
     decoder_epochs : int
         Training epochs of that vocoder (:class:`genaudio.encoders.vocoder.VocoderConfig`).
+    decoder_code_noise : float
+        Noise on the codes the vocoder trains from, in units of each code dimension's standard
+        deviation (``VocoderConfig.code_noise``): a decoder for a model's generated codes.
     pca : PCAOptions
         Options of the ``pca`` kind.
     autoencoder : AutoencoderOptions
@@ -165,6 +168,7 @@ class EncoderConfig:
     griffin_lim_iters: int = 64
     decoder: str = "griffinlim"
     decoder_epochs: int = 12
+    decoder_code_noise: float = 0.0
     pca: PCAOptions = dataclasses.field(default_factory=PCAOptions)
     autoencoder: AutoencoderOptions = dataclasses.field(default_factory=AutoencoderOptions)
 
@@ -188,6 +192,8 @@ class EncoderConfig:
             raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.decoder_epochs < 1:
             raise ConfigError(f"decoder_epochs must be >= 1, got {self.decoder_epochs}")
+        if self.decoder_code_noise < 0:
+            raise ConfigError(f"decoder_code_noise must be >= 0, got {self.decoder_code_noise}")
         if self.griffin_lim_iters < 0:
             raise ConfigError(f"griffin_lim_iters must be >= 0, got {self.griffin_lim_iters}")
         encoder_class(self.kind).check_config(self)   # what only this kind requires
@@ -388,12 +394,14 @@ class Encoder:
 
     def vocoder_config(self, **options: Any):
         """The :class:`~genaudio.encoders.vocoder.VocoderConfig` matching this encoder's analysis
-        (``decoder_epochs``, ``seed``, ``device`` from its config; ``options`` override any field)."""
+        (``decoder_epochs``, ``decoder_code_noise``, ``seed``, ``device`` from its config; ``options``
+        override any field)."""
         from genaudio.encoders.vocoder import VocoderConfig
 
         c = self.config
         base = dict(core=c.core, sample_rate=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
-                    n_mels=c.n_mels, epochs=c.decoder_epochs, seed=c.seed, device=c.device)
+                    n_mels=c.n_mels, epochs=c.decoder_epochs, code_noise=c.decoder_code_noise, seed=c.seed,
+                    device=c.device)
         base.update(options)
         try:
             return from_dict(VocoderConfig, base)
@@ -410,8 +418,9 @@ class Encoder:
         as to find the phase: at 32x the decoded frames are far from the clean ones, and a vocoder
         trained on clean frames meets inputs it never saw. ``from_codes=False`` trains on the clean
         frames: one vocoder then serves every encoder with the same core and analysis
-        (:meth:`set_decoder`), each less well. ``config`` defaults to :meth:`vocoder_config`;
-        ``checkpoint``/``progress``/``log`` as :func:`genaudio.encoders.vocoder.train_vocoder`.
+        (:meth:`set_decoder`), each less well. ``config`` defaults to :meth:`vocoder_config`; its
+        ``code_noise`` adds seeded Gaussian noise to the codes before they are decoded (from codes
+        only). ``checkpoint``/``progress``/``log`` as :func:`genaudio.encoders.vocoder.train_vocoder`.
         Returns ``self``.
         """
         from genaudio.encoders.vocoder import train_vocoder
@@ -422,18 +431,22 @@ class Encoder:
         if from_codes:
             self._require_fitted()
         cfg = config if config is not None else self.vocoder_config()
+        if cfg.code_noise and not from_codes:
+            raise EncoderError("code_noise needs a vocoder trained from the encoder's codes (from_codes=True)")
         waves = [np.asarray(y, dtype=np.float32) for y in waves]
         if not waves:
             raise EncoderError("no training audio for the decoder")
         name = framing.core_feature(self.config.core)
-        frames = []
+        frames, codes = [], []
         for y in waves:
             parts = self._frame_parts(y)
-            clean = parts[name]
+            frames.append(parts[name])
             if from_codes:
-                decoded = self.decode(self.encode(parts))[:self.core_dims]
-                clean = framing.fit_length(decoded, clean.shape[1])
-            frames.append(clean)
+                codes.append(self.encode(parts))
+        if from_codes:
+            if cfg.code_noise:
+                codes = add_code_noise(codes, cfg.code_noise, seed=cfg.seed)
+            frames = [framing.fit_length(self.decode(c)[:self.core_dims], f.shape[1]) for c, f in zip(codes, frames)]
         decoder = train_vocoder(waves, frames, cfg, checkpoint=checkpoint, progress=progress, log=log)
         decoder.training["frames"] = self.decoded_frames_name if from_codes else "clean core frames"
         self.set_decoder(decoder)
@@ -729,6 +742,14 @@ class Encoder:
 
     def _decode(self, codes: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def add_code_noise(codes: list[np.ndarray], scale: float, *, seed: int) -> list[np.ndarray]:
+    """Codes ``(time, dim)`` plus seeded white Gaussian noise of ``scale`` times each dimension's
+    standard deviation over all of them."""
+    std = np.concatenate(codes, axis=0).std(axis=0)
+    rng = np.random.default_rng(seed)
+    return [(c + scale * std * rng.standard_normal(c.shape)).astype(c.dtype) for c in codes]
 
 
 def _as_items(data: Any) -> list:

@@ -94,6 +94,13 @@ class VocoderConfig:
         Peak AdamW learning rate (one-cycle schedule).
     input_noise_db : float
         Standard deviation (dB) of the Gaussian noise added to training input frames.
+    code_noise : float
+        Training from an encoder's codes (``Encoder.fit_decoder``): standard deviation of white
+        Gaussian noise added to the codes before they are decoded into training frames, in units
+        of each code dimension's standard deviation over the training codes. A generative model's
+        codes carry its sampling noise (an LSTM's is about ``sqrt(val_mse)`` in those units); a
+        vocoder that saw such codes in training decodes them towards the music instead of
+        rendering the noise. 0: the codes as encoded.
     mel_weight : float
         Weight of the log-mel L1 term against the multi-resolution STFT term.
     adversarial : bool
@@ -124,6 +131,7 @@ class VocoderConfig:
     crop_frames: int = 64
     learning_rate: float = 1e-3
     input_noise_db: float = 1.0
+    code_noise: float = 0.0
     mel_weight: float = 1.0
     adversarial: bool = False
     adversarial_weight: float = 0.1
@@ -145,8 +153,9 @@ class VocoderConfig:
             raise ConfigError(f"vocoder crop_frames must be >= 4, got {self.crop_frames}")
         if self.hop_length > self.n_fft:
             raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
-        if self.learning_rate <= 0 or self.input_noise_db < 0 or self.mel_weight < 0 or self.adversarial_weight < 0:
-            raise ConfigError("vocoder learning_rate must be positive; input_noise_db, mel_weight and "
+        if (self.learning_rate <= 0 or self.input_noise_db < 0 or self.code_noise < 0 or self.mel_weight < 0
+                or self.adversarial_weight < 0):
+            raise ConfigError("vocoder learning_rate must be positive; input_noise_db, code_noise, mel_weight and "
                               "adversarial_weight non-negative")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")

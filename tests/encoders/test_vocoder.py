@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from genaudio.audio import load
 from genaudio.cli import main
 from genaudio.config import AudioConfig
-from genaudio.encoders import load_encoder, make_encoder
+from genaudio.encoders import add_code_noise, load_encoder, make_encoder
 from genaudio.encoders.framing import GriffinLimDecoder, core_to_audio
 from genaudio.encoders.vocoder import LearnedDecoder, VocoderNet, load_decoder, train_vocoder
 from genaudio.errors import EncoderError
@@ -167,14 +167,15 @@ def test_encode_cli_reuses_or_trains_a_learned_decoder(tmp_path, features_store,
 def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     out = tmp_path / "enc"
     r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder", "learned",
-                                  "--decoder-epochs", "1", "--device", "cpu", "--wav-pairs", "1", "--out", str(out),
-                                  "-q"], catch_exceptions=False)
+                                  "--decoder-epochs", "1", "--decoder-code-noise", "0.3", "--device", "cpu",
+                                  "--wav-pairs", "1", "--out", str(out), "-q"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["decoder"] == "learned" and len(metrics["decoder_history"]) == 1
     assert not (out / "decoder_checkpoint.pt").exists()
     enc = load_encoder(out)
     assert enc.decoder_name == "learned" and enc.learned_decoder.config.epochs == 1
+    assert enc.learned_decoder.config.code_noise == enc.config.decoder_code_noise == 0.3
 
 
 def test_the_adversarial_option_trains_and_checkpoints_its_discriminator(tmp_path, encoder, clips):
@@ -218,6 +219,28 @@ def test_it_trains_on_the_encoders_decoded_codes_by_default(encoder, clips):
     unfitted = make_encoder("pca", dim=8, n_mels=64, device="cpu")
     with pytest.raises(EncoderError, match="not fitted"):
         unfitted.fit_decoder(clips, config=unfitted.vocoder_config(**TINY), from_codes=True)
+
+
+def test_code_noise_trains_on_noisy_codes_of_the_stated_size(encoder, clips):
+    codes = [encoder.encode(y) for y in clips]
+    noisy = add_code_noise(codes, 0.5, seed=3)
+    std = np.concatenate(codes).std(axis=0)
+    added = np.concatenate([n - c for n, c in zip(noisy, codes)])
+    np.testing.assert_allclose(added.std(axis=0) / std, 0.5, rtol=0.25)
+    assert all(n.shape == c.shape and n.dtype == c.dtype for n, c in zip(noisy, codes))
+    np.testing.assert_array_equal(np.concatenate(add_code_noise(codes, 0.5, seed=3)), np.concatenate(noisy))
+
+    enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, code_noise=0.5))
+    assert enc.learned_decoder.config.code_noise == 0.5
+    # same seed and config but the noise: other training frames, another vocoder
+    assert not torch.equal(enc.learned_decoder.net.head.weight, encoder.learned_decoder.net.head.weight)
+    with pytest.raises(EncoderError, match="code_noise needs"):
+        enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, code_noise=0.5), from_codes=False)
+    # the encoder's own setting is the default, and it is validated once, in the config
+    assert make_encoder("pca", dim=8, decoder_code_noise=0.3).vocoder_config().code_noise == 0.3
+    with pytest.raises(EncoderError, match="decoder_code_noise"):
+        make_encoder("pca", dim=8, decoder_code_noise=-1)
 
 
 def test_a_version_1_vocoder_without_the_prior_still_loads(tmp_path, clips):
