@@ -133,6 +133,10 @@ def main() -> None:
                     help="real mode: vocoder training input noise (dB; default: VocoderConfig's)")
     ap.add_argument("--jobs", type=int, default=2,
                     help="real mode: vocoders trained at once, one torch thread each (default 2)")
+    ap.add_argument("--rates", type=lambda v: [int(r) for r in v.split(",")], default=[2, 16, 32, 64],
+                    help="real mode: compression ratios to measure, of 2 (the log-mel frames), 16, 32, 64 "
+                         "(default all; 32 is needed for the targets); with 2, every PCA encoder is also "
+                         "decoded by the frames' vocoder")
     ap.add_argument("--figure", default=None, help="real mode: also write the plot here (e.g. docs/figures/...)")
     args = ap.parse_args()
     if args.real:

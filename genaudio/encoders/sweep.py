@@ -162,12 +162,13 @@ METRIC_LABELS = {"lsd_db": "log-spectral distance (dB, lower is better)",
 
 def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | None = None,
                          metrics: Sequence[str] = ("lsd_db", "sc"), labels: dict | None = None,
-                         errors: dict | None = None) -> Path:
+                         errors: dict | None = None, references: dict | None = None) -> Path:
     """PNG: each metric vs compression ratio, one panel per metric, one line per ``label``.
 
     ``metrics`` are columns of ``df``; ``labels`` adds or overrides y-axis labels
     (:data:`METRIC_LABELS` has the standard ones); ``errors`` maps a metric to the column of its
-    standard error, drawn as +-1 SE bars.
+    standard error, drawn as +-1 SE bars; ``references`` maps a metric to ``(value, text)`` pairs
+    drawn as labelled horizontal lines (e.g. the score of the originals themselves).
     """
     import matplotlib
 
@@ -197,6 +198,10 @@ def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | Non
         ax.grid(True, which="both", alpha=0.3)
         for r in (16, 32):
             ax.axvline(r, color="grey", lw=0.8, ls=":")
+        for value, text in (references or {}).get(metric, ()):
+            ax.axhline(value, color="black", lw=0.8, ls="--")
+            ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
+                        textcoords="offset points", xytext=(0, 3))
     axes[0].legend(fontsize=8)
     fig.suptitle(title or "Rate-distortion on held-out clips (numbers: code dims)")
     fig.tight_layout()
