@@ -78,6 +78,41 @@ def snr_db(y, y_hat) -> float:
     return float(10 * np.log10(max(float(np.sum(y ** 2)), 1e-20) / max(noise, 1e-20)))
 
 
+def frame_comb(y, *, hop_length: int, n_fft: int = 4096) -> float:
+    """How strongly a waveform repeats at a frame decoder's hop: a buzz at ``sr / hop_length``
+    (or a half or a quarter of it), which a frame vocoder with an ill-learned phase makes.
+
+    The real cepstrum of the log power spectrum (``n_fft``, averaged over frames) at the
+    quefrencies of one, two and four hops (samples), in median absolute deviations above the
+    cepstrum's median between 0.75 and 5 hops. No reference is needed. Real music scores ~3-6
+    (measured on the development corpus); a click every hop, hundreds.
+
+    Parameters
+    ----------
+    y : np.ndarray (samples,)
+    hop_length : int
+        The decoder's hop, samples; ``5 * hop_length`` must be below ``n_fft // 2``.
+    n_fft : int
+
+    Returns
+    -------
+    float
+        The largest of the three peaks, in robust spreads (0 for a signal shorter than ``n_fft``).
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if 5 * hop_length >= n_fft // 2:
+        raise EncoderError(f"frame_comb needs 5 * hop_length < n_fft / 2, got hop {hop_length}, n_fft {n_fft}")
+    if len(y) < n_fft:
+        return 0.0
+    power = stft_magnitude(y, n_fft=n_fft, hop_length=n_fft // 4) ** 2
+    cepstrum = np.abs(np.fft.irfft(np.log(power + 1e-10), axis=0)).mean(axis=1)
+    band = cepstrum[int(0.75 * hop_length):5 * hop_length]
+    median = np.median(band)
+    spread = np.median(np.abs(band - median)) + 1e-12
+    return float(max(cepstrum[q - 2:q + 3].max() - median for q in (hop_length, 2 * hop_length, 4 * hop_length))
+                 / spread)
+
+
 def distortion(y, y_hat, *, waveform_coder: bool = False) -> dict[str, float]:
     """All distortion metrics of one clip: ``sc``, ``lsd_db``, ``mrstft`` (+ ``snr_db``)."""
     out = {

@@ -110,6 +110,11 @@ class VocoderConfig:
     magnitude_prior : bool
         Predict the log-magnitude as a correction of the one the input frames imply (see the
         module docstring); False predicts it from scratch (format version 1 vocoders).
+    phase_prior : bool
+        Add to the predicted phase of bin ``k`` at frame ``t`` the advance of a sinusoid at the
+        bin's centre frequency, ``2 pi k hop t / n_fft``, so that a phase the network leaves
+        constant does not add up in step every hop (a buzz at the frame rate, see
+        :func:`genaudio.encoders.metrics.frame_comb`).
     seed : int
         Seeds the initial weights, the crops and the input noise.
     device : str
@@ -136,6 +141,7 @@ class VocoderConfig:
     adversarial: bool = False
     adversarial_weight: float = 0.1
     magnitude_prior: bool = True
+    phase_prior: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -207,6 +213,7 @@ class VocoderNet(nn.Module):
         # not saved: it follows from the config
         self.register_buffer("mel_to_bins", prior, persistent=False)
         self.magnitude_prior = cfg.magnitude_prior
+        self.phase_prior = cfg.phase_prior
         self.embed = nn.Conv1d(n_in, cfg.channels, cfg.kernel, padding=cfg.kernel // 2)
         self.norm = nn.LayerNorm(cfg.channels, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.intermediate, cfg.kernel, 1.0 / cfg.layers)
@@ -231,6 +238,12 @@ class VocoderNet(nn.Module):
         log_mag, phase = x.chunk(2, dim=1)
         if self.magnitude_prior:
             log_mag = log_mag + self.prior(frames)
+        if self.phase_prior:
+            # k * t * hop modulo n_fft in integers: exact for any clip length (float32 is not)
+            bins = torch.arange(phase.shape[1], device=phase.device)
+            steps = torch.arange(phase.shape[2], device=phase.device)
+            turns = torch.remainder(bins[:, None] * steps * self.hop, self.n_fft).to(phase.dtype) / self.n_fft
+            phase = phase + 2 * math.pi * turns
         mag = torch.clip(torch.exp(log_mag), max=MAX_MAGNITUDE)
         return torch.polar(mag, phase)
 

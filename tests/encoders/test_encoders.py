@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from genaudio.encoders import load_encoder, make_encoder
-from genaudio.encoders.metrics import (log_spectral_distance, multi_resolution_stft_distance, snr_db,
-                                       spectral_convergence)
+from genaudio.encoders.metrics import (frame_comb, log_spectral_distance, multi_resolution_stft_distance,
+                                       snr_db, spectral_convergence)
 from genaudio.errors import EncoderError, GenaudioError
 
 from .conftest import SR, tone
@@ -190,6 +190,23 @@ def test_metrics_behave():
     mu = make_encoder("mulaw", dim=256).fit(None)
     assert mu.compression_ratio == pytest.approx(2.0)
     assert snr_db(y, mu.reconstruct(y)) > 30
+
+
+def test_frame_comb_finds_a_buzz_at_the_hop():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(3 * SR).astype(np.float32)
+    pulses = 0.01 * noise
+    pulses[::256] += 1.0                       # a click every hop: an 86 Hz buzz at 22.05 kHz
+    assert frame_comb(pulses, hop_length=256) > 100
+    for every in (2, 4):                       # every second or fourth hop: 43, 21.5 Hz
+        sparse = 0.01 * noise
+        sparse[::256 * every] += 1.0
+        assert frame_comb(sparse, hop_length=256) > 100
+    for clean in (noise, tone(440.0, 3.0), tone(440.0, 3.0) + 0.1 * noise):
+        assert frame_comb(clean, hop_length=256) < 20
+    assert frame_comb(noise[:1000], hop_length=256) == 0.0
+    with pytest.raises(EncoderError, match="frame_comb"):
+        frame_comb(noise, hop_length=512)
 
 
 def test_what_a_kind_needs_lives_in_its_class(clips):

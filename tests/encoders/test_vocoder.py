@@ -209,6 +209,29 @@ def test_the_magnitude_prior_starts_from_the_magnitude_the_frames_imply(encoder,
     np.testing.assert_allclose(mag, expected, rtol=1e-3)
 
 
+def test_the_phase_prior_advances_each_bin_at_its_centre_frequency(encoder, clips):
+    """An untrained head (zero phase) with ``phase_prior`` gives bin k at frame t the phase
+    2 pi k hop t / n_fft; without it, phase 0 everywhere: every frame's overlap-add adds up in step,
+    a buzz that frame_comb sees."""
+    from genaudio.encoders.metrics import frame_comb
+    from genaudio.encoders.vocoder import VocoderConfig
+
+    frames = torch.from_numpy(encoder.input_frames(clips[0])[:encoder.core_dims])[None]
+    spectra, audio = {}, {}
+    for prior in (False, True):
+        net = VocoderNet(VocoderConfig(n_mels=64, phase_prior=prior, **{k: v for k, v in TINY.items() if k != "device"}))
+        with torch.no_grad():
+            net.head.weight.zero_()
+            net.head.bias.zero_()
+            spectra[prior] = net.spectrum(frames)[0]
+            audio[prior] = net(frames)[0].numpy()
+    k, t = np.meshgrid(np.arange(513), np.arange(frames.shape[-1]), indexing="ij")
+    expected = np.exp(1j * 2 * np.pi * k * 256 * t / 1024)
+    np.testing.assert_allclose(spectra[True].numpy() / spectra[True].abs().numpy(), expected, atol=1e-3)
+    assert torch.allclose(spectra[False].angle(), torch.zeros(()), atol=1e-6)
+    assert frame_comb(audio[False], hop_length=256) > 100
+
+
 def test_it_trains_on_the_encoders_decoded_codes_by_default(encoder, clips):
     assert encoder.learned_decoder.training["frames"] == "decoded codes of this pca encoder (dim 8, float16)"
     clean = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
