@@ -13,7 +13,7 @@ import pandas as pd
 
 from genaudio.encoders import make_encoder, split_by_file
 from genaudio.encoders import sweep as sw
-from genaudio.encoders.metrics import distortion
+from genaudio.encoders.metrics import distortion, frame_comb
 from genaudio.encoders.vocoder import LearnedDecoder, VocoderConfig
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "genaudio-dev-corpus"
@@ -214,7 +214,8 @@ def main(args, root: Path) -> None:
                 rows.append({"label": dec, "encoder": name, "core": enc.config.core, "dim": enc.dim,
                              "compression_ratio": enc.compression_ratio, "bitrate": enc.bitrate,
                              "lsd_db": m.lsd_db, "sc": m.sc, "mrstft": m.mrstft, "x_realtime_1core": speed,
-                             "x_realtime_wall": speed_wall})
+                             "x_realtime_wall": speed_wall,
+                             "frame_comb": float(np.median([frame_comb(y, hop_length=HOP) for y in ys]))})
             enc.set_decoder(vocoder)
     df = pd.DataFrame(rows)
     np.savez_compressed(out / "reconstructions.npz", originals=np.stack(test),

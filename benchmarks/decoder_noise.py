@@ -12,7 +12,9 @@ on the decoded codes (``rate_distortion.py --real``'s vocoder, reused from ``OUT
 wrote it there); the learned decoder trained on codes with ``--noise`` std of noise
 (``VocoderConfig.code_noise``, ``genaudio encode --decoder-code-noise``). Metrics: the judge
 (``genaudio.quality``: KID of the reconstructions against real clips of the training files, with
-its SE) and spectral convergence against the clean originals. The last line is one JSON object.
+its SE), spectral convergence against the clean originals and the frame comb
+(``genaudio.encoders.metrics.frame_comb``: a buzz at the hop, which the judge does not hear;
+median over clips, real music ~4). The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rate_distortion_real as real_music  # noqa: E402
 
 from genaudio.encoders import add_code_noise, make_encoder  # noqa: E402
-from genaudio.encoders.metrics import distortion  # noqa: E402
+from genaudio.encoders.metrics import distortion, frame_comb  # noqa: E402
 
 NOISE_LEVELS = (0.0, 0.2, 0.4)
 
@@ -84,13 +86,17 @@ def main() -> None:
             ys = [enc.to_audio(c, length=len(y)) for c, y in zip(noisy, test)]
             j = ref.score(ys, real_music.SR)
             sc = float(np.mean([distortion(y, y_hat)["sc"] for y, y_hat in zip(test, ys)]))
-            rows.append({"code_noise": noise, "decoder": name, "judge": j.score, "judge_se": j.score_se, "sc": sc})
-            real_music._err(f"noise {noise:g} / {name}: judge {j.score:.2f} +- {j.score_se:.2f}, SC {sc:.3f}")
+            comb = float(np.median([frame_comb(y_hat, hop_length=real_music.HOP) for y_hat in ys]))
+            rows.append({"code_noise": noise, "decoder": name, "judge": j.score, "judge_se": j.score_se, "sc": sc,
+                         "frame_comb": comb})
+            real_music._err(f"noise {noise:g} / {name}: judge {j.score:.2f} +- {j.score_se:.2f}, SC {sc:.3f}, "
+                            f"frame comb {comb:.0f}")
     at = {(r["code_noise"], r["decoder"]): r["judge"] for r in rows}
     noisy_name = f"learned, trained on noise {args.noise:g}"
     result = {
         "rows": rows,
         "real_vs_real": ref.real_vs_real.score, "held_out_originals": originals.score,
+        "originals_frame_comb": float(np.median([frame_comb(y, hop_length=real_music.HOP) for y in test])),
         "noise_trained_vs_griffinlim_at_0.4": at[(0.4, noisy_name)] / at[(0.4, "griffinlim")],
         "noise_trained_at_0.4_vs_griffinlim_clean": at[(0.4, noisy_name)] / at[(0.0, "griffinlim")],
         "held_out_clips": len(test), "held_out_files": test_files, "vocoder_epochs": args.vocoder_epochs,
@@ -103,26 +109,30 @@ def main() -> None:
 
 
 def plot(rows: list[dict], result: dict, path: Path) -> None:
-    """Judge (+-1 SE) and spectral convergence vs code noise, one line per decoder."""
+    """Judge (+-1 SE), spectral convergence and frame comb vs code noise, one line per decoder."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_j, ax_sc) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, (ax_j, ax_sc, ax_c) = plt.subplots(1, 3, figsize=(16, 4.3))
     for name in dict.fromkeys(r["decoder"] for r in rows):
         rs = [r for r in rows if r["decoder"] == name]
         x = [r["code_noise"] for r in rs]
         ax_j.errorbar(x, [r["judge"] for r in rs], yerr=[r["judge_se"] for r in rs], marker="o", capsize=3,
                       label=name)
         ax_sc.plot(x, [r["sc"] for r in rs], marker="o", label=name)
+        ax_c.plot(x, [r["frame_comb"] for r in rs], marker="o", label=name)
     for value, text in ((result["held_out_originals"], "held-out originals"), (result["real_vs_real"], "real vs real")):
         ax_j.axhline(value, color="black", lw=0.8, ls="--")
         ax_j.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
                       textcoords="offset points", xytext=(0, 3))
     ax_j.set_ylabel("judge: KID to real clips, +-1 SE (lower is better)")
     ax_sc.set_ylabel("spectral convergence vs the clean originals")
-    for ax in (ax_j, ax_sc):
+    ax_c.axhline(result["originals_frame_comb"], color="black", lw=0.8, ls="--")
+    ax_c.set_yscale("log")
+    ax_c.set_ylabel("frame comb: buzz at the hop (median, log; originals dashed)")
+    for ax in (ax_j, ax_sc, ax_c):
         ax.set_xlabel("white noise added to the codes (x each dimension's std)")
         ax.grid(True, alpha=0.3)
     ax_j.legend(fontsize=8)
