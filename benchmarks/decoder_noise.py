@@ -131,7 +131,7 @@ def plot(rows: list[dict], result: dict, path: Path) -> None:
     ax_sc.set_ylabel("spectral convergence vs the clean originals")
     ax_c.axhline(result["originals_frame_comb"], color="black", lw=0.8, ls="--")
     ax_c.set_yscale("log")
-    ax_c.set_ylabel("frame comb: buzz at the hop (median, log; originals dashed)")
+    ax_c.set_ylabel("frame comb, median (log; originals dashed)")
     for ax in (ax_j, ax_sc, ax_c):
         ax.set_xlabel("white noise added to the codes (x each dimension's std)")
         ax.grid(True, alpha=0.3)
