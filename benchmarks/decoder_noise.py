@@ -14,7 +14,7 @@ wrote it there); the learned decoder trained on codes with ``--noise`` std of no
 (``genaudio.quality``: KID of the reconstructions against real clips of the training files, with
 its SE), spectral convergence against the clean originals and the frame comb
 (``genaudio.encoders.metrics.frame_comb``: a buzz at the hop, which the judge does not hear;
-median over clips, real music ~4). The last line is one JSON object.
+median over clips, real music ~5). The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import _rate_distortion_real as real_music  # noqa: E402
 
 from genaudio.encoders import add_code_noise, make_encoder  # noqa: E402
 from genaudio.encoders.metrics import distortion, frame_comb  # noqa: E402
+from genaudio.encoders.sweep import reference_line  # noqa: E402
 
 NOISE_LEVELS = (0.0, 0.2, 0.4)
 
@@ -123,13 +124,11 @@ def plot(rows: list[dict], result: dict, path: Path) -> None:
                       label=name)
         ax_sc.plot(x, [r["sc"] for r in rs], marker="o", label=name)
         ax_c.plot(x, [r["frame_comb"] for r in rs], marker="o", label=name)
-    for value, text in ((result["held_out_originals"], "held-out originals"), (result["real_vs_real"], "real vs real")):
-        ax_j.axhline(value, color="black", lw=0.8, ls="--")
-        ax_j.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
-                      textcoords="offset points", xytext=(0, 3))
+    reference_line(ax_j, result["held_out_originals"], "held-out originals")
+    reference_line(ax_j, result["real_vs_real"], "real vs real")
     ax_j.set_ylabel("judge: KID to real clips, +-1 SE (lower is better)")
     ax_sc.set_ylabel("spectral convergence vs the clean originals")
-    ax_c.axhline(result["originals_frame_comb"], color="black", lw=0.8, ls="--")
+    reference_line(ax_c, result["originals_frame_comb"])
     ax_c.set_yscale("log")
     ax_c.set_ylabel("frame comb, median (log; originals dashed)")
     for ax in (ax_j, ax_sc, ax_c):

@@ -199,9 +199,7 @@ def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | Non
         for r in (16, 32):
             ax.axvline(r, color="grey", lw=0.8, ls=":")
         for value, text in (references or {}).get(metric, ()):
-            ax.axhline(value, color="black", lw=0.8, ls="--")
-            ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
-                        textcoords="offset points", xytext=(0, 3))
+            reference_line(ax, value, text)
     axes[0].legend(fontsize=8)
     fig.suptitle(title or "Rate-distortion on held-out clips (numbers: code dims)")
     fig.tight_layout()
@@ -209,6 +207,14 @@ def plot_rate_distortion(df: pd.DataFrame, path: str | Path, *, title: str | Non
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def reference_line(ax, value: float, text: str = "") -> None:
+    """A dashed horizontal line at ``value`` on matplotlib axes ``ax``, labelled ``text`` at the left."""
+    ax.axhline(value, color="black", lw=0.8, ls="--")
+    if text:
+        ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7,
+                    textcoords="offset points", xytext=(0, 3))
 
 
 def summary(df: pd.DataFrame, ratios: Sequence[float] = (16.0, 32.0)) -> dict:
@@ -225,4 +231,4 @@ def summary(df: pd.DataFrame, ratios: Sequence[float] = (16.0, 32.0)) -> dict:
 
 
 __all__ = ["parse_sweep", "label_of", "sweep_configs", "rate_distortion", "value_at_ratio",
-           "plot_rate_distortion", "summary"]
+           "plot_rate_distortion", "reference_line", "summary"]
