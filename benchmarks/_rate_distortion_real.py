@@ -193,7 +193,8 @@ def main(args, root: Path) -> None:
             continue
         _err(f"fitting pca-{dim} u8 ({ratio}x)")
         encoders[f"pca-{dim} u8"] = make_encoder("pca", dim=dim, config=base).fit(parts)
-    vcfg = encoders["pca-16 u8"].vocoder_config(**opts)
+    # every encoder shares the analysis, so any of them gives the vocoders' configuration
+    vcfg = next(iter(encoders.values())).vocoder_config(**opts)
     train_seconds = train_vocoders(encoders, train, out, vcfg, jobs=args.jobs)
     rows, recons = [], {}
     # one core for decoding: the speed target is per core, and Griffin-Lim gets the same
