@@ -10,8 +10,9 @@ Architecture (Siuzdak, "Vocos", 2023), channels = core bins, convolution along t
     frames (dB) -> (x - mean) / scale -> Conv1d(n_in, C, 7) - LayerNorm
                 -> L x ConvNeXt-1D block [depthwise Conv1d(C, C, 7) - LayerNorm - Linear(C, 3C)
                                           - GELU - Linear(3C, C) - layer scale, + residual]
-                -> LayerNorm - Linear(C, n_fft + 2)
-                -> log-magnitude m, phase p: S = exp(prior + m) (clipped) (cos p + i sin p) -> iSTFT
+                -> LayerNorm - Linear(C, n_fft + 2), or 3 (n_fft / 2 + 1) with integrated_phase
+                -> log-magnitude m, phase p (+ cumsum over frames of the advance a):
+                   S = exp(prior + m) (clipped) (cos p + i sin p) -> iSTFT
 
 ``prior`` (``magnitude_prior=True``, the default) is the log-magnitude the input frames imply on
 their own: the STFT bins of ``log_stft``, or for ``log_mel`` each linear bin interpolated between
@@ -19,12 +20,20 @@ the mel bands it lies in (:func:`mel_interpolation`, exact for a locally flat sp
 network then learns a correction and the phase, not the whole magnitude: a short CPU training
 starts where Griffin-Lim's magnitude estimate is instead of from noise.
 
+The phase is the hard part. A convolution sees no absolute time, so a phase predicted frame by
+frame cannot advance from one frame to the next for a steady tone: the overlap-add then adds up
+in step every hop, a buzz at the frame rate (:func:`genaudio.encoders.metrics.frame_comb`).
+``integrated_phase`` predicts each bin's advance per frame and sums it over frames, as a phase
+vocoder does; ``phase_prior`` starts the advance at the bin's centre frequency; ``phase_weight``
+trains the phase on the audio's own group delay and instantaneous frequency.
+
 The iSTFT uses the core's own ``n_fft``/``hop_length`` (Hann, centred), so one input frame is one
 output frame and the vocoder runs at the frame rate: it decodes far faster than real time on a CPU.
 
 Training (:func:`train_vocoder`): random crops of ``crop_frames`` frames and the matching audio;
 loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128, 1024/256,
-2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms. Input
+2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms
+(+ ``phase_weight`` x :func:`phase_loss`, group delay and instantaneous frequency). Input
 frames get Gaussian noise of ``input_noise_db`` dB so the vocoder tolerates the slightly wrong
 frames that decoded codes are. ``adversarial=True`` adds a multi-resolution spectrogram
 discriminator (hinge loss + feature matching), worth its cost on a GPU only. It trains on
@@ -63,8 +72,11 @@ from genaudio.training import (check_config, load_state, load_state_dicts, optim
                                save_state, set_rng_state, state_dicts)
 
 FORMAT = "genaudio-vocoder"
-#: 2 added ``magnitude_prior``; version 1 vocoders (no prior) still load
-FORMAT_VERSION = 2
+#: 2 added ``magnitude_prior``, 3 the phase options on by default; older vocoders still load
+FORMAT_VERSION = 3
+#: what a config of an older version meant by the fields it lacks (the defaults of its day)
+OLDER_DEFAULTS = {1: {"magnitude_prior": False, "phase_prior": False, "integrated_phase": False, "phase_weight": 0.0},
+                  2: {"phase_prior": False, "integrated_phase": False, "phase_weight": 0.0}}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 LOSS_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
@@ -107,6 +119,12 @@ class VocoderConfig:
         Add a multi-resolution spectrogram discriminator (GPUs; slow on a CPU).
     adversarial_weight : float
         Weight of the generator's adversarial + feature-matching terms.
+    phase_weight : float
+        Weight of the phase term (:func:`phase_loss`): the predicted phase against the training
+        audio's own, as group delay (its step across bins) and instantaneous frequency (its step
+        across frames), each wrapped to [-pi, pi] and weighted by the bins' magnitude. The
+        spectral losses see only magnitudes; a phase that advances wrongly between frames is what
+        buzzes at the frame rate. 0: no phase term.
     magnitude_prior : bool
         Predict the log-magnitude as a correction of the one the input frames imply (see the
         module docstring); False predicts it from scratch (format version 1 vocoders).
@@ -115,6 +133,15 @@ class VocoderConfig:
         bin's centre frequency, ``2 pi k hop t / n_fft``, so that a phase the network leaves
         constant does not add up in step every hop (a buzz at the frame rate, see
         :func:`genaudio.encoders.metrics.frame_comb`).
+    integrated_phase : bool
+        The head predicts, besides a phase offset, each bin's phase advance per frame, and the
+        phase is the offset plus the running sum of the advances (a phase vocoder's synthesis): a
+        network that sees no absolute time can hold a steady tone's phase advancing frame after
+        frame, which a phase predicted frame by frame cannot. Composes with ``phase_prior`` (the
+        bin-centre advance is then what the predicted advances deviate from). With
+        ``phase_prior`` and ``phase_weight`` 0.3 the default since format version 3: on real
+        music it removed the buzz (frame comb 87-92 -> 4-7, the originals' 5) and the judge
+        preferred it (docs/encoders.md, "The phase").
     seed : int
         Seeds the initial weights, the crops and the input noise.
     device : str
@@ -138,10 +165,12 @@ class VocoderConfig:
     input_noise_db: float = 1.0
     code_noise: float = 0.0
     mel_weight: float = 1.0
+    phase_weight: float = 0.3
     adversarial: bool = False
     adversarial_weight: float = 0.1
     magnitude_prior: bool = True
-    phase_prior: bool = False
+    phase_prior: bool = True
+    integrated_phase: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -159,10 +188,13 @@ class VocoderConfig:
             raise ConfigError(f"vocoder crop_frames must be >= 4, got {self.crop_frames}")
         if self.hop_length > self.n_fft:
             raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.phase_weight > 0 and self.crop_frames <= 2 * math.ceil(self.n_fft / 2 / self.hop_length) + 1:
+            raise ConfigError(f"the phase term leaves out {math.ceil(self.n_fft / 2 / self.hop_length)} frames at "
+                              f"each end of a crop: crop_frames {self.crop_frames} is too short")
         if (self.learning_rate <= 0 or self.input_noise_db < 0 or self.code_noise < 0 or self.mel_weight < 0
-                or self.adversarial_weight < 0):
-            raise ConfigError("vocoder learning_rate must be positive; input_noise_db, code_noise, mel_weight and "
-                              "adversarial_weight non-negative")
+                or self.phase_weight < 0 or self.adversarial_weight < 0):
+            raise ConfigError("vocoder learning_rate must be positive; input_noise_db, code_noise, mel_weight, "
+                              "phase_weight and adversarial_weight non-negative")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
 
@@ -214,12 +246,14 @@ class VocoderNet(nn.Module):
         self.register_buffer("mel_to_bins", prior, persistent=False)
         self.magnitude_prior = cfg.magnitude_prior
         self.phase_prior = cfg.phase_prior
+        self.integrated_phase = cfg.integrated_phase
         self.embed = nn.Conv1d(n_in, cfg.channels, cfg.kernel, padding=cfg.kernel // 2)
         self.norm = nn.LayerNorm(cfg.channels, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.intermediate, cfg.kernel, 1.0 / cfg.layers)
                                     for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.channels, eps=1e-6)
-        self.head = nn.Linear(cfg.channels, cfg.n_fft + 2)
+        # log-magnitude and phase (offset) per bin, and with integrated_phase the phase advance
+        self.head = nn.Linear(cfg.channels, (cfg.n_fft // 2 + 1) * (3 if cfg.integrated_phase else 2))
 
     def prior(self, frames: torch.Tensor) -> torch.Tensor:
         """Natural-log STFT magnitude (B, 1 + n_fft // 2, T) implied by dB frames (B, n_in, T)."""
@@ -235,7 +269,10 @@ class VocoderNet(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
-        log_mag, phase = x.chunk(2, dim=1)
+        log_mag, phase, *advance = x.chunk(3 if self.integrated_phase else 2, dim=1)
+        if advance:  # summed in float64 and wrapped: exact enough over an hour of frames
+            turns = torch.cumsum(advance[0].double(), dim=2)
+            phase = phase + torch.remainder(turns, 2 * math.pi).to(phase.dtype)
         if self.magnitude_prior:
             log_mag = log_mag + self.prior(frames)
         if self.phase_prior:
@@ -247,10 +284,14 @@ class VocoderNet(nn.Module):
         mag = torch.clip(torch.exp(log_mag), max=MAX_MAGNITUDE)
         return torch.polar(mag, phase)
 
-    def forward(self, frames: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        spec = self.spectrum(frames)
-        n = length if length is not None else self.hop * (frames.shape[-1] - 1)
+    def waveform(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """iSTFT of a complex spectrum (B, 1 + n_fft // 2, T): (B, length) samples, by default
+        ``hop * (T - 1)``."""
+        n = length if length is not None else self.hop * (spec.shape[-1] - 1)
         return torch.istft(spec, self.n_fft, hop_length=self.hop, window=self.window, center=True, length=n)
+
+    def forward(self, frames: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        return self.waveform(self.spectrum(frames), length)
 
 
 def mel_interpolation(*, sr: int, n_fft: int, n_mels: int) -> np.ndarray:
@@ -306,6 +347,55 @@ class SpectralLoss(nn.Module):
         mel = F.l1_loss(torch.log(torch.clamp(self.mel_fb @ M_hat, min=1e-5)),
                         torch.log(torch.clamp(self.mel_fb @ M, min=1e-5)))
         return mr + self.mel_weight * mel, {"mrstft": float(mr.detach()), "mel_l1": float(mel.detach())}
+
+
+def _wrap(x: torch.Tensor) -> torch.Tensor:
+    """|x| wrapped to [0, pi]: the angular distance of a phase difference (anti-wrapping)."""
+    return torch.abs(x - 2 * math.pi * torch.round(x / (2 * math.pi)))
+
+
+def phase_loss(spec_hat: torch.Tensor, y: torch.Tensor, *, n_fft: int, hop_length: int,
+               window: torch.Tensor, edge: int | None = None) -> torch.Tensor:
+    """Group delay and instantaneous frequency distance of a predicted spectrum to audio's.
+
+    The anti-wrapping phase losses of APNet (Ai & Ling, 2023) without the absolute phase, which
+    the ear does not hear: the phase's step across bins (group delay) and across frames
+    (instantaneous frequency), each wrapped to [-pi, pi] and weighted by the true magnitude so
+    that silent bins (whose phase is noise) do not count.
+
+    Parameters
+    ----------
+    spec_hat : torch.Tensor, complex, (B, 1 + n_fft // 2, T)
+        The predicted STFT, frame ``t`` centred on sample ``t * hop_length``.
+    y : torch.Tensor, (B, samples)
+        The true audio, ``samples >= T * hop_length``.
+    n_fft, hop_length : int
+        The spectrum's analysis (samples); ``window`` its window (n_fft,).
+    edge : int, optional
+        Frames left out at each end, whose true STFT sees the crop's padding instead of the audio
+        around it; default ``ceil(n_fft / 2 / hop_length)``.
+
+    Returns
+    -------
+    torch.Tensor, ()
+        Mean of the two weighted distances, radians (0 for a phase right up to a constant,
+        ~pi/2 at random).
+    """
+    T = spec_hat.shape[-1]
+    e = math.ceil(n_fft / 2 / hop_length) if edge is None else edge
+    if T <= 2 * e + 1:
+        raise EncoderError(f"phase_loss needs more than {2 * e + 1} frames, got {T}")
+    S = torch.stft(y, n_fft, hop_length=hop_length, window=window, center=True, return_complex=True)
+    S, S_hat = S[..., e:T - e], spec_hat[..., e:T - e]
+    mag = S.abs()
+    error = torch.angle(S_hat) - torch.angle(S)
+
+    def weighted(d, w):
+        return (_wrap(d) * w).sum() / w.sum().clamp_min(1e-9)
+
+    group_delay = weighted(torch.diff(error, dim=-2), torch.sqrt(mag[..., 1:, :] * mag[..., :-1, :]))
+    frequency = weighted(torch.diff(error, dim=-1), torch.sqrt(mag[..., 1:] * mag[..., :-1]))
+    return (group_delay + frequency) / 2
 
 
 class SpectrogramDiscriminator(nn.Module):
@@ -424,11 +514,10 @@ class LearnedDecoder:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise EncoderError(f"{folder} is not a genaudio vocoder (no format: {FORMAT!r})")
         version = meta.get("format_version")
-        if version not in (1, FORMAT_VERSION):
+        if version not in (*OLDER_DEFAULTS, FORMAT_VERSION):
             raise EncoderError(f"{folder}: vocoder format version {version} is not supported")
         try:
-            # version 1 predicted the whole magnitude
-            cfg = from_dict(VocoderConfig, {**meta["config"], **({"magnitude_prior": False} if version == 1 else {})})
+            cfg = from_dict(VocoderConfig, {**OLDER_DEFAULTS.get(version, {}), **meta["config"]})
         except (ConfigError, KeyError) as e:
             raise EncoderError(f"{folder}: invalid vocoder config: {e}") from None
         try:
@@ -535,7 +624,8 @@ def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], con
     Returns
     -------
     LearnedDecoder
-        With ``history`` (per-epoch ``loss``, ``mrstft``, ``mel_l1``, ``seconds``) and ``training``
+        With ``history`` (per-epoch ``loss``, ``mrstft``, ``mel_l1``, with ``phase_weight`` ``phase``,
+        and ``seconds``) and ``training``
         (steps, seconds, audio seconds, device).
     """
     t = _start(waves, frames, config, checkpoint)
@@ -584,12 +674,17 @@ def _train_epoch(t: _Training, epoch: int) -> dict | None:
     loss became NaN or infinite."""
     cfg = t.cfg
     t0 = time.perf_counter()
-    sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0}
+    sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0, **({"phase": 0.0} if cfg.phase_weight > 0 else {})}
     for _ in range(cfg.steps_per_epoch):
         x, y = _batch(t.pairs, cfg, t.gen)
         x, y = x.to(t.device), y.to(t.device)
-        y_hat = t.net(x, y.shape[-1])
+        spec = t.net.spectrum(x)
+        y_hat = t.net.waveform(spec, y.shape[-1])
         loss, parts = t.loss_fn(y_hat, y)
+        if cfg.phase_weight > 0:
+            phase = phase_loss(spec, y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=t.net.window)
+            loss = loss + cfg.phase_weight * phase
+            parts["phase"] = float(phase.detach())
         if t.disc is not None:
             t.opt_d.zero_grad(set_to_none=True)
             _discriminator_loss(t.disc, y_hat, y).backward()
@@ -615,7 +710,7 @@ def _end_epoch(t: _Training, metrics: dict) -> None:
                                   "seconds": t.spent, "rng": rng_state(t.gen),
                                   **state_dicts(model=t.net, optimizer=t.opt, scheduler=t.sched,
                                                 discriminator=t.disc, optimizer_d=t.opt_d)})
-    keys = ("loss", "mrstft", "mel_l1")
+    keys = [k for k in ("loss", "mrstft", "mel_l1", "phase") if k in metrics]
     t.bar.set_postfix({k: f"{metrics[k]:.3f}" for k in keys})
     if t.log is not None:
         t.log(f"epoch {metrics['epoch']}/{t.cfg.epochs} " + " ".join(f"{k} {metrics[k]:.4f}" for k in keys))

@@ -266,15 +266,79 @@ def test_code_noise_trains_on_noisy_codes_of_the_stated_size(encoder, clips):
         make_encoder("pca", dim=8, decoder_code_noise=-1)
 
 
-def test_a_version_1_vocoder_without_the_prior_still_loads(tmp_path, clips):
+@pytest.mark.parametrize("version, lacks", [(1, ("magnitude_prior", "phase_prior", "integrated_phase")),
+                                             (2, ("phase_prior", "integrated_phase"))])
+def test_older_vocoders_load_as_they_were_trained(tmp_path, clips, version, lacks):
+    """A version-1 config lacks the magnitude prior, version 2 the phase options: their absence
+    means off (the defaults of their day), whatever today's defaults are."""
     enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
-    enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, magnitude_prior=False))
-    folder = enc.learned_decoder.save(tmp_path / "v1")
+    enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, magnitude_prior=version > 1, phase_prior=False,
+                                                     integrated_phase=False))
+    folder = enc.learned_decoder.save(tmp_path / "old")
     meta = json.loads((folder / "config.json").read_text())
-    del meta["config"]["magnitude_prior"]
-    meta["format_version"] = 1
+    for field in (*lacks, "phase_weight"):
+        del meta["config"][field]
+    meta["format_version"] = version
     (folder / "config.json").write_text(json.dumps(meta))
     back = LearnedDecoder.load(folder)
-    assert back.config.magnitude_prior is False
+    assert back.config.magnitude_prior is (version > 1)
+    assert not back.config.phase_prior and not back.config.integrated_phase
     frames = enc.decode(enc.encode(clips[0]))[:enc.core_dims]
     np.testing.assert_array_equal(back.render(frames), enc.learned_decoder.render(frames))
+
+
+def test_the_phase_loss_measures_group_delay_and_frequency_not_absolute_phase():
+    """0 for the audio's own spectrum and for it turned by a constant angle, ~pi/2 for random
+    phases; bins without energy do not count."""
+    import math
+
+    from genaudio.encoders.vocoder import phase_loss
+
+    gen = torch.Generator().manual_seed(0)
+    window = torch.hann_window(1024)
+    y = torch.randn(2, 40 * 256, generator=gen)
+    S = torch.stft(y, 1024, hop_length=256, window=window, center=True, return_complex=True)[..., :40]
+
+    def loss(spec, audio=y):
+        return float(phase_loss(spec, audio, n_fft=1024, hop_length=256, window=window))
+
+    assert loss(S) == pytest.approx(0, abs=1e-5)
+    assert loss(S * torch.polar(torch.ones(()), torch.tensor(2.0))) == pytest.approx(0, abs=1e-5)
+    random_phase = torch.polar(S.abs(), 2 * math.pi * torch.rand(S.shape, generator=gen))
+    assert loss(random_phase) == pytest.approx(math.pi / 2, abs=0.05)
+    # a tone at bin 64: its phase there is all that counts; the silent bins' phase may be anything
+    tone = torch.sin(2 * math.pi * 64 / 1024 * torch.arange(40 * 256))[None]
+    T = torch.stft(tone, 1024, hop_length=256, window=window, center=True, return_complex=True)[..., :40]
+    elsewhere = T.clone()
+    elsewhere[:, 80:] = torch.polar(torch.full_like(T[:, 80:].real, 1e-6), torch.rand(T[:, 80:].shape, generator=gen))
+    assert loss(elsewhere, tone) < 1e-3
+    with pytest.raises(EncoderError, match="more than 5 frames"):
+        phase_loss(S[..., :5], y, n_fft=1024, hop_length=256, window=window)
+
+
+def test_integrated_phase_sums_the_predicted_advance_over_frames(tmp_path, encoder, clips):
+    """A head that predicts a constant advance d and no offset gives frame t the phase (t + 1) d,
+    over any number of frames; with the phase term it trains, records it, and saves and loads."""
+    from genaudio.encoders.vocoder import VocoderConfig
+
+    frames = torch.from_numpy(encoder.input_frames(clips[0])[:encoder.core_dims])[None]
+    net = VocoderNet(VocoderConfig(n_mels=64, integrated_phase=True, phase_prior=False, **{k: v for k, v in TINY.items() if k != "device"}))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        net.head.bias[2 * 513:] = 0.3
+        phase = net.spectrum(frames)[0].angle().numpy()
+    t = np.arange(frames.shape[-1])
+    expected = np.angle(np.exp(1j * 0.3 * (t + 1)))
+    np.testing.assert_allclose(np.angle(np.exp(1j * (phase - expected[None]))), 0, atol=1e-4)
+
+    enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, integrated_phase=True, phase_weight=1.0))
+    dec = enc.learned_decoder
+    assert all(np.isfinite(h["phase"]) for h in dec.history)
+    back = LearnedDecoder.load(dec.save(tmp_path / "v"))
+    assert back.config.integrated_phase and back.config.phase_weight == 1.0
+    f = enc.decode(enc.encode(clips[0]))[:enc.core_dims]
+    np.testing.assert_array_equal(back.render(f), dec.render(f))
+    with pytest.raises(EncoderError, match="crop_frames 5 is too short"):
+        enc.vocoder_config(**{**TINY, "crop_frames": 5}, phase_weight=1.0)
