@@ -78,7 +78,7 @@ def snr_db(y, y_hat) -> float:
     return float(10 * np.log10(max(float(np.sum(y ** 2)), 1e-20) / max(noise, 1e-20)))
 
 
-def frame_comb(y, *, hop_length: int, n_fft: int = 4096) -> float:
+def frame_comb(y, *, hop_length: int, n_fft: int | None = None) -> float:
     """How strongly a waveform repeats at a frame decoder's hop: a buzz at ``sr / hop_length``
     (or a half or a quarter of it), which a frame vocoder with an ill-learned phase makes.
 
@@ -92,7 +92,9 @@ def frame_comb(y, *, hop_length: int, n_fft: int = 4096) -> float:
     y : np.ndarray (samples,)
     hop_length : int
         The decoder's hop, samples; ``5 * hop_length`` must be below ``n_fft // 2``.
-    n_fft : int
+    n_fft : int, optional
+        Default: the smallest power of two from 4096 up that is long enough for the hop
+        (4096 for hops up to 409 samples, 8192 up to 819).
 
     Returns
     -------
@@ -100,6 +102,10 @@ def frame_comb(y, *, hop_length: int, n_fft: int = 4096) -> float:
         The largest of the three peaks, in robust spreads (0 for a signal shorter than ``n_fft``).
     """
     y = np.asarray(y, dtype=np.float32)
+    if n_fft is None:
+        n_fft = 4096
+        while 5 * hop_length >= n_fft // 2:
+            n_fft *= 2
     if 5 * hop_length >= n_fft // 2:
         raise EncoderError(f"frame_comb needs 5 * hop_length < n_fft / 2, got hop {hop_length}, n_fft {n_fft}")
     if len(y) < n_fft:

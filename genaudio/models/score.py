@@ -98,6 +98,18 @@ def decoder_ceiling(enc, reference):
     return reference.score(clips, reference.sample_rate)
 
 
+def frame_comb_of(clips, enc) -> float | None:
+    """Median :func:`~genaudio.encoders.metrics.frame_comb` of clips at the encoder's hop: a buzz
+    at the frame rate, which a frame decoder can add and the judge's features do not hear. None
+    for an encoder without a frame decoder (mu-law)."""
+    from genaudio.encoders.base import DECODERS
+    from genaudio.encoders.metrics import frame_comb
+
+    if enc.decoder_name not in DECODERS or not clips:
+        return None
+    return float(np.median([frame_comb(c, hop_length=enc.config.hop_length) for c in clips]))
+
+
 def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int = 32, seconds: float | None = None,
                 seed: int = 0, progress=None) -> dict:
     """The comparable quality of a trained model, with its reference and its decoder's ceiling.
@@ -125,8 +137,10 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
         ``quality``, ``quality_se`` (KID of generated clips and its standard error), ``n_generated``,
         ``n_nonfinite``, ``reference_quality``/``reference_quality_se`` (real vs real),
         ``decoder_quality``/``decoder_quality_se`` (reconstructions; absent when the encoder
-        cannot reconstruct audio), ``n_real``, ``seconds``, ``score_seconds`` (time taken), and
-        ``val_loss``/``val_mse`` (LSTM, last epoch) when the run has them.
+        cannot reconstruct audio), ``frame_comb``/``reference_frame_comb`` (:func:`frame_comb_of` the
+        generated and the real clips; absent without a frame decoder), ``n_real``, ``seconds``,
+        ``score_seconds`` (time taken), and ``val_loss``/``val_mse`` (LSTM, last epoch) when the
+        run has them.
     """
     from genaudio.encoders.store import features_store_of, read_codes
 
@@ -147,7 +161,13 @@ def score_model(run: Any, *, encoder: Any = None, reference=None, n_clips: int =
         reference = held_out_reference(ids, model.val_files, n=n_clips, sample_rate=int(enc.sample_rate), seed=seed,
                                        seconds=reference_seconds(ids, seconds), progress=progress,
                                        space=store_space(features_store_of(model.enc_dir)))
-    gen = judge_generated(model, enc, reference, n=n_clips, seed=seed)
+    clips, sr, _ = generate_clips(model, n=n_clips, seconds=reference.seconds, seed=seed, encoder=enc)
+    gen = reference.score(clips, sr)
+    comb = frame_comb_of(clips, enc)
+    if comb is not None:
+        out["frame_comb"] = comb
+        if reference.sample_rate == sr:  # the hop is in samples at the encoder's rate
+            out["reference_frame_comb"] = frame_comb_of(reference.other_audio, enc)
     out.update(quality=gen.score, quality_se=gen.score_se, n_generated=gen.n, n_nonfinite=gen.n_nonfinite,
                reference_quality=reference.real_vs_real.score, reference_quality_se=reference.real_vs_real.score_se,
                n_real=reference.n, seconds=reference.seconds)
@@ -169,6 +189,9 @@ def describe(scored: dict) -> str:
     parts = [f"quality (KID, lower is better) {pm('quality')}", f"real vs real {pm('reference_quality')}"]
     if "decoder_quality" in scored:
         parts.append(f"decoder alone {pm('decoder_quality')}")
+    if "frame_comb" in scored:
+        real = f"real {scored['reference_frame_comb']:.3g}; " if "reference_frame_comb" in scored else ""
+        parts.append(f"frame comb {scored['frame_comb']:.3g} ({real}far above real: a buzz at the hop)")
     if scored.get("n_nonfinite"):
         parts.append(f"{scored['n_nonfinite']} clip(s) with non-finite features")
     return "; ".join(parts) + f" ({scored['n_generated']} clips of {scored['seconds']:g} s)"

@@ -205,8 +205,12 @@ def test_frame_comb_finds_a_buzz_at_the_hop():
     for clean in (noise, tone(440.0, 3.0), tone(440.0, 3.0) + 0.1 * noise):
         assert frame_comb(clean, hop_length=256) < 20
     assert frame_comb(noise[:1000], hop_length=256) == 0.0
+    # a longer hop takes a longer FFT by default (8192 at 512); one too short is refused
+    wide = 0.01 * noise
+    wide[::512] += 1.0
+    assert frame_comb(wide, hop_length=512) > 100 and frame_comb(noise, hop_length=512) < 20
     with pytest.raises(EncoderError, match="frame_comb"):
-        frame_comb(noise, hop_length=512)
+        frame_comb(noise, hop_length=512, n_fft=4096)
 
 
 def test_what_a_kind_needs_lives_in_its_class(clips):

@@ -24,8 +24,9 @@ def test_train_then_generate(encoded_store, samples_dir, tmp_path):
     assert m["status"] == "ok" and len(m["history"]) == 2
     final = m["final"]
     assert final["n_generated"] == 5 and final["n_real"] == 5 and final["quality_se"] > 0 and "val_loss" in final
-    for key in ("quality", "reference_quality", "decoder_quality"):
+    for key in ("quality", "reference_quality", "decoder_quality", "frame_comb", "reference_frame_comb"):
         assert np.isfinite(final[key]), key
+    assert "frame comb" in r.output
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.pt").is_file()
 
     # a second train into the same folder is refused in one line; --resume continues it
