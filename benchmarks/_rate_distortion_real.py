@@ -71,6 +71,20 @@ def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: 
     return train, test, sorted(set(test_names)), train_paths
 
 
+
+def plot(df: pd.DataFrame, path: Path, *, title: str, scores: dict | None, originals_comb: float) -> None:
+    """The PCA rows against compression: LSD, SC, MR-STFT, the frame comb and (with scores) the
+    judge, with the held-out originals' frame comb and judge score as reference lines."""
+    pca = df[df.encoder.str.startswith("pca")]
+    metrics = ["lsd_db", "sc", "mrstft", "frame_comb"] + (["judge"] if scores is not None else [])
+    references = {"frame_comb": [(originals_comb, "held-out originals")]}
+    if scores is not None:
+        references["judge"] = [(scores[ORIGINALS]["value"], "held-out originals"), (scores[REAL]["value"], "real vs real")]
+    sw.plot_rate_distortion(pca, path, title=title, metrics=metrics, errors={"judge": "judge_se"},
+                            labels={"judge": "judge: KID to real clips, +-1 SE (lower is better)",
+                                    "frame_comb": "frame comb at the hop (a buzz; lower is better)"},
+                            references=references)
+
 def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig) -> LearnedDecoder | None:
     """The vocoder saved in ``folder`` when it has config ``vcfg`` and was trained on this encoder's
     decoded codes (a later run reuses it), else None."""
@@ -226,22 +240,16 @@ def main(args, root: Path) -> None:
         df["judge"] = [scores[f"{r.encoder} / {r.label}"]["value"] for r in df.itertuples()]
         df["judge_se"] = [scores[f"{r.encoder} / {r.label}"]["se"] for r in df.itertuples()]
     df.to_csv(out / "rate_distortion_real.csv", index=False)
-    metrics = ["lsd_db", "sc", "mrstft"] + (["judge"] if scores is not None else [])
-    pca = df[df.encoder.str.startswith("pca")]
+    originals_comb = float(np.median([frame_comb(y, hop_length=HOP) for y in test]))
     title = (f"Griffin-Lim vs learned decoder, PCA on log-mel-128 (uint8), {len(test)} held-out 4-s clips of "
              f"{len(test_files)} real music files")
-    figs = [out / "rate_distortion_real.png"] + ([Path(args.figure)] if args.figure else [])
-    for f in figs:
-        sw.plot_rate_distortion(pca, f, title=title, metrics=metrics,
-                                labels={"judge": "judge: KID to real clips, +-1 SE (lower is better)"},
-                                errors={"judge": "judge_se"},
-                                references={"judge": [(scores[ORIGINALS]["value"], "held-out originals"),
-                                                      (scores[REAL]["value"], "real vs real")]}
-                                if scores is not None else None)
+    for f in [out / "rate_distortion_real.png"] + ([Path(args.figure)] if args.figure else []):
+        plot(df, f, title=title, scores=scores, originals_comb=originals_comb)
     print(df.drop(columns=["label"]).assign(decoder=df.label).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
     result = targets(df, scores[ORIGINALS]["value"] if scores is not None else None)
     result.update({
+        "originals_frame_comb": originals_comb,
         "held_out_clips": len(test), "held_out_files": test_files, "train_clips": len(train),
         "train_minutes": sum(map(len, train)) / SR / 60,
         "vocoders": {name: {"n_parameters": enc.learned_decoder.n_parameters, "trained_now": train_seconds[name] is not None,
