@@ -97,8 +97,8 @@ class VocoderConfig:
         analysis (Hz, samples, samples, bands) and must match the encoder's.
     channels, intermediate, layers, kernel : int
         ConvNeXt width, hidden width of its pointwise MLP, number of blocks, depthwise kernel size.
-        The default (128, 384, 6, 7) has 0.85 M parameters (log_mel 128); Vocos's published size is
-        (512, 1536, 8, 7), 13.5 M.
+        The default (128, 384, 6, 7) has 0.92 M parameters (log_mel 128, integrated phase); Vocos's
+        published size is (512, 1536, 8, 7), 13.5 M.
     epochs, steps_per_epoch, batch_size, crop_frames : int
         Training length: ``epochs * steps_per_epoch`` optimiser steps on batches of
         ``batch_size`` random crops of ``crop_frames`` frames (64 frames = 0.74 s at hop 256, 22.05 kHz).
