@@ -13,7 +13,7 @@ import pandas as pd
 
 from genaudio.encoders import make_encoder, split_by_file
 from genaudio.encoders import sweep as sw
-from genaudio.encoders.metrics import distortion, frame_comb
+from genaudio.encoders.metrics import distortion, median_frame_comb
 from genaudio.encoders.vocoder import LearnedDecoder, VocoderConfig
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "genaudio-dev-corpus"
@@ -71,7 +71,6 @@ def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: 
     return train, test, sorted(set(test_names)), train_paths
 
 
-
 def plot(df: pd.DataFrame, path: Path, *, title: str, scores: dict | None, originals_comb: float) -> None:
     """The PCA rows against compression: LSD, SC, MR-STFT, the frame comb and (with scores) the
     judge, with the held-out originals' frame comb and judge score as reference lines."""
@@ -84,6 +83,7 @@ def plot(df: pd.DataFrame, path: Path, *, title: str, scores: dict | None, origi
                             labels={"judge": "judge: KID to real clips, +-1 SE (lower is better)",
                                     "frame_comb": "frame comb at the hop (a buzz; lower is better)"},
                             references=references)
+
 
 def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig) -> LearnedDecoder | None:
     """The vocoder saved in ``folder`` when it has config ``vcfg`` and was trained on this encoder's
@@ -230,7 +230,7 @@ def main(args, root: Path) -> None:
                              "compression_ratio": enc.compression_ratio, "bitrate": enc.bitrate,
                              "lsd_db": m.lsd_db, "sc": m.sc, "mrstft": m.mrstft, "x_realtime_1core": speed,
                              "x_realtime_wall": speed_wall,
-                             "frame_comb": float(np.median([frame_comb(y, hop_length=HOP) for y in ys]))})
+                             "frame_comb": median_frame_comb(ys, hop_length=HOP)})
             enc.set_decoder(vocoder)
     df = pd.DataFrame(rows)
     np.savez_compressed(out / "reconstructions.npz", originals=np.stack(test),
@@ -240,7 +240,7 @@ def main(args, root: Path) -> None:
         df["judge"] = [scores[f"{r.encoder} / {r.label}"]["value"] for r in df.itertuples()]
         df["judge_se"] = [scores[f"{r.encoder} / {r.label}"]["se"] for r in df.itertuples()]
     df.to_csv(out / "rate_distortion_real.csv", index=False)
-    originals_comb = float(np.median([frame_comb(y, hop_length=HOP) for y in test]))
+    originals_comb = median_frame_comb(test, hop_length=HOP)
     title = (f"Griffin-Lim vs learned decoder, PCA on log-mel-128 (uint8), {len(test)} held-out 4-s clips of "
              f"{len(test_files)} real music files")
     for f in [out / "rate_distortion_real.png"] + ([Path(args.figure)] if args.figure else []):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _rate_distortion_real as real_music  # noqa: E402
 
 from genaudio.encoders import add_code_noise, make_encoder  # noqa: E402
-from genaudio.encoders.metrics import distortion, frame_comb  # noqa: E402
+from genaudio.encoders.metrics import distortion, median_frame_comb  # noqa: E402
 from genaudio.encoders.sweep import reference_line  # noqa: E402
 
 NOISE_LEVELS = (0.0, 0.2, 0.4)
@@ -87,7 +87,7 @@ def main() -> None:
             ys = [enc.to_audio(c, length=len(y)) for c, y in zip(noisy, test)]
             j = ref.score(ys, real_music.SR)
             sc = float(np.mean([distortion(y, y_hat)["sc"] for y, y_hat in zip(test, ys)]))
-            comb = float(np.median([frame_comb(y_hat, hop_length=real_music.HOP) for y_hat in ys]))
+            comb = median_frame_comb(ys, hop_length=real_music.HOP)
             rows.append({"code_noise": noise, "decoder": name, "judge": j.score, "judge_se": j.score_se, "sc": sc,
                          "frame_comb": comb})
             real_music._err(f"noise {noise:g} / {name}: judge {j.score:.2f} +- {j.score_se:.2f}, SC {sc:.3f}, "
@@ -97,7 +97,7 @@ def main() -> None:
     result = {
         "rows": rows,
         "real_vs_real": ref.real_vs_real.score, "held_out_originals": originals.score,
-        "originals_frame_comb": float(np.median([frame_comb(y, hop_length=real_music.HOP) for y in test])),
+        "originals_frame_comb": median_frame_comb(test, hop_length=real_music.HOP),
         "noise_trained_vs_griffinlim_at_0.4": at[(0.4, noisy_name)] / at[(0.4, "griffinlim")],
         "noise_trained_at_0.4_vs_griffinlim_clean": at[(0.4, noisy_name)] / at[(0.0, "griffinlim")],
         "held_out_clips": len(test), "held_out_files": test_files, "vocoder_epochs": args.vocoder_epochs,

@@ -46,8 +46,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--decoder-code-noise", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Learned decoder: train it on codes with this much Gaussian noise (x each code dimension's "
                    "std), so that it decodes a model's generated codes, which carry the model's sampling "
-                   "noise (an LSTM's: about sqrt of its val_mse). Experimental: judged far closer to real "
-                   "on such codes, but its output buzzes at the frame rate; see docs/encoders.md.")
+                   "noise (an LSTM's: about sqrt of its val_mse). Experimental: a PCA LSTM's clips were "
+                   "judged level with its decoder's reconstructions (one model); see docs/encoders.md.")
 @click.option("--decoder-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Reuse the learned decoder of an encoded store, encoder or vocoder folder (same core and "
                    "analysis) instead of training one.")

@@ -119,6 +119,11 @@ def frame_comb(y, *, hop_length: int, n_fft: int | None = None) -> float:
                  / spread)
 
 
+def median_frame_comb(clips, *, hop_length: int) -> float:
+    """Median :func:`frame_comb` over clips (each ``(samples,)``): a set's buzz at the hop."""
+    return float(np.median([frame_comb(y, hop_length=hop_length) for y in clips]))
+
+
 def distortion(y, y_hat, *, waveform_coder: bool = False) -> dict[str, float]:
     """All distortion metrics of one clip: ``sc``, ``lsd_db``, ``mrstft`` (+ ``snr_db``)."""
     out = {

@@ -284,7 +284,7 @@ def judge_epoch(checkpoint: Path, enc, reference, *, epoch: int, n: int, seed: i
 
     t0 = time.perf_counter()
     try:
-        j = judge_generated(load_run(checkpoint), enc, reference, n=n, seed=seed)
+        j, _ = judge_generated(load_run(checkpoint), enc, reference, n=n, seed=seed)
         out = {"quality": j.score, "quality_se": j.score_se, "quality_nonfinite": j.n_nonfinite}
     except GenaudioError as e:
         out = {"quality": float("nan"), "reason": f"judge at epoch {epoch}: {e}"[:300]}
