@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,30 @@ def ray_local():
     start_local_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def six_sample_files(sample_files) -> list[Path]:
+    """One file of each of five labels and one more: the small corpus of the slow end-to-end tests."""
+    picks = []
+    for folder in ("piano", "strings", "bells", "drums", "noise"):
+        picks += [p for p in sample_files if p.parent.name == folder][:1]
+    return picks + [p for p in sample_files if p not in picks][:1]
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory, six_sample_files) -> Path:
+    """Features store of the six sample files in 2 s segments (frame matrices included), made
+    once per session with `genaudio extract`: the search and review tests read it."""
+    root = tmp_path_factory.mktemp("small_store")
+    listing = root / "files.txt"
+    listing.write_text("\n".join(str(p) for p in six_sample_files) + "\n")
+    out = root / "features"
+    for _ in range(3):   # extract resumes; a retry only covers Ray failing to start on a saturated machine
+        proc = subprocess.run([sys.executable, "-m", "genaudio", "extract", str(listing), "--out", str(out),
+                               "--segment-seconds", "2", "--num-cpus", "2", "-q"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        if proc.returncode == 0 or "timed out during startup" not in proc.stderr:
+            break
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out

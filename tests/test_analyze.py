@@ -407,16 +407,14 @@ def test_report_renders_in_headless_chromium(planted, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_extract_of_samples_end_to_end(samples_dir, ray_local, tmp_path):
+def test_analyze_of_a_real_store_end_to_end(small_store, tmp_path):
     from genaudio import extract as ex
     from genaudio.cli import main
     from genaudio.config import load
     from genaudio.cli.extract import _features_option
     from genaudio.store import read_manifest
 
-    store = tmp_path / "store"
-    r = CliRunner().invoke(main, ["extract", str(samples_dir), "--out", str(store), "-q"])
-    assert r.exit_code == 0, r.output
+    store = small_store   # `genaudio extract` of six sample files (tests/conftest.py)
     out = tmp_path / "report"
     res = CliRunner().invoke(main, ["analyze", str(store), "--out", str(out), "--seed", "0"])
     assert res.exit_code == 0, res.output

@@ -206,7 +206,13 @@ class RayHead:
         procs = self._ours()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # `ray start --block` shuts its children down
-        _, alive = ps.wait_procs(procs, timeout=30)
+        _, alive = ps.wait_procs(procs, timeout=5)
+        for p in alive:  # some of them wait for their parent's shutdown long after it asked
+            try:
+                p.terminate()
+            except ps.NoSuchProcess:
+                pass
+        _, alive = ps.wait_procs(alive, timeout=5)
         for p in alive:
             try:
                 p.kill()

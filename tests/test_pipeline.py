@@ -51,27 +51,29 @@ def test_demo_config_is_valid():
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end_then_rerun_skips(tmp_path, samples_dir):
+def test_pipeline_end_to_end_then_rerun_skips(tmp_path, six_sample_files):
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-    cfg = load_pipeline_config(yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()))
-    # smaller than the demo: this checks the wiring, not the search
+    # smaller than the demo (six files in 2-s segments, a light analysis, two tiny trials): this
+    # checks the wiring, not the search
     cfg = load_pipeline_config({**yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()),
-                                "search": {"trials": 2, "epochs": 1,
-                                           "space": {"encoder": {"kind": ["pca"], "dim": [8]},
+                                "extract": {"segment": {"seconds": 2.0}},
+                                "analyze": {"permutation_repeats": 1, "folds": 2, "embedding": "pca"},
+                                "search": {"trials": 2, "epochs": 1, "judge_clips": 5,
+                                           "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16},
                                                      "model": {"family": ["lstm"]},
                                                      "lstm": {"layers": [1], "hidden": [16], "context": [8]}}},
                                 "review": {"top": 2, "clips": 1, "seconds": 2.0}})
     run = tmp_path / "run"
     logs: list[str] = []
     try:
-        first = run_pipeline([samples_dir], run, cfg, num_cpus=2, log=logs.append)
+        first = run_pipeline(six_sample_files, run, cfg, num_cpus=2, log=logs.append)
         assert [r.name for r in first] == ["extract", "analyze", "encode", "search", "review"]
         assert all(r.status == "done" for r in first)
         manifest = json.loads((run / "features" / "manifest.json").read_text())
-        assert manifest["counts"]["files_ok"] == 12
+        assert manifest["counts"]["files_ok"] == 6
         assert (run / "analysis" / "report.html").is_file()
         assert (run / "analysis" / "subset.yaml").is_file()
         assert (run / "encoded" / "manifest.json").is_file()
@@ -80,7 +82,7 @@ def test_pipeline_end_to_end_then_rerun_skips(tmp_path, samples_dir):
         assert (run / "search" / "best.yaml").is_file()
         assert (run / "review" / "report.html").is_file()
 
-        again = run_pipeline([samples_dir], run, cfg, num_cpus=2, log=logs.append)
+        again = run_pipeline(six_sample_files, run, cfg, num_cpus=2, log=logs.append)
         status = {r.name: r.status for r in again}
         assert status["analyze"] == status["encode"] == status["search"] == "skipped"
         assert pq.read_table(run / "search" / "results.parquet").num_rows == 2

@@ -1,4 +1,4 @@
-"""A small real search RUN (real extract + real Ray Tune search, tiny models), made once per module,
+"""A small real search RUN (a real Ray Tune search of the session's features store, tiny models), made once per module,
 and builders of synthetic RUN folders in the exact on-disk layout of `genaudio search`
 (search.json, tune/search/<trial>/params.json + result.json lines + error.txt, results.parquet
 written by genaudio.search.results.write_results, study.db a real Optuna SQLite study)."""
@@ -23,7 +23,7 @@ max_failures: 0
 judge_clips: 5
 space:
   features: {optional: [tonal]}
-  encoder: {kind: [pca], dim: 8}
+  encoder: {kind: [pca], dim: 8, griffin_lim_iters: 16}
   model: {family: [lstm, gan]}
   lstm: {layers: 1, hidden: [16, 32], context: 8}
   gan: {family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}
@@ -39,17 +39,11 @@ def _run(args, **kw):
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory, sample_files) -> Path:
-    """A finished real search: 5 trials of LSTM/GAN on PCA codes of 5 sample files."""
+def real_run(tmp_path_factory, small_store) -> Path:
+    """A finished real search: 5 trials of LSTM/GAN on PCA codes of the session's 6-file store."""
     root = tmp_path_factory.mktemp("review_run")
-    picks = []
-    for folder in ("piano", "strings", "bells", "drums", "noise"):
-        picks += [p for p in sample_files if p.parent.name == folder][:1]
-    (root / "files.txt").write_text("\n".join(str(p) for p in picks) + "\n")
-    _run(["extract", str(root / "files.txt"), "--out", str(root / "features"), "--segment-seconds", "2",
-          "--num-cpus", "2", "-q"])
     (root / "tiny.yaml").write_text(TINY)
-    _run(["search", str(root / "features"), "--out", str(root / "run"), "--config", str(root / "tiny.yaml"),
+    _run(["search", str(small_store), "--out", str(root / "run"), "--config", str(root / "tiny.yaml"),
           "--num-cpus", "2", "-q"])
     return root / "run"
 

@@ -1,16 +1,14 @@
-"""A small real features store of samples/ (made once per session with `genaudio extract`)."""
+"""The search tests' tiny search configuration and a Ray with fake GPUs (the features store they
+search is the session's `small_store`, tests/conftest.py)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import start_local_ray
 
-ROOT = Path(__file__).resolve().parents[2]
-
-# tiny models, two epochs, a small judge (5 clips of the 2-s segments): what the search tests run
+# tiny models, two epochs, a small judge (5 clips of the 2-s segments, 16 Griffin-Lim iterations):
+# what the search tests run
 TINY = """\
 trials: {trials}
 epochs: {epochs}
@@ -19,7 +17,7 @@ max_failures: 1
 judge_clips: 5
 space:
   features: {{optional: [tonal]}}
-  encoder: {{kind: [pca], dim: 8}}
+  encoder: {{kind: [pca], dim: 8, griffin_lim_iters: 16}}
   lstm: {{layers: 1, hidden: [16, 32], context: 8}}
   gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
   train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
@@ -34,27 +32,6 @@ def ray_gpus():
     start_local_ray(num_cpus=16, num_gpus=4)
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def search_store(tmp_path_factory, sample_files) -> Path:
-    """Features store of 6 sample files in 2 s segments (frame matrices included)."""
-    root = tmp_path_factory.mktemp("search_store")
-    picks = []
-    for folder in ("piano", "strings", "bells", "drums", "noise"):
-        picks += [p for p in sample_files if p.parent.name == folder][:1]
-    picks += [p for p in sample_files if p not in picks][:1]
-    listing = root / "files.txt"
-    listing.write_text("\n".join(str(p) for p in picks) + "\n")
-    out = root / "features"
-    for _ in range(3):   # extract resumes; a retry only covers Ray failing to start on a saturated machine
-        proc = subprocess.run([sys.executable, "-m", "genaudio", "extract", str(listing), "--out", str(out),
-                               "--segment-seconds", "2", "--num-cpus", "2", "-q"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=900)
-        if proc.returncode == 0 or "timed out during startup" not in proc.stderr:
-            break
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
 
 
 @pytest.fixture()

@@ -79,17 +79,17 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_killed_search_resumes_without_redoing_finished_trials(search_store, tiny_config, tmp_path):
+def test_killed_search_resumes_without_redoing_finished_trials(small_store, tiny_config, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "genaudio", "search", str(search_store), "--out", str(run), "--num-cpus", "2", "-q"]
+    cmd = [sys.executable, "-m", "genaudio", "search", str(small_store), "--out", str(run), "--num-cpus", "2", "-q"]
     # Tune saves its experiment state every second (default: at most every 10 s), so that the
     # state shows a finished trial while the search is still running, even on an idle machine
     env = {**os.environ, "TQDM_DISABLE": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
-    proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=8, epochs=3))], cwd=ROOT, env=env,
+    proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=6, epochs=3))], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     exp = run / "tune" / "search"
     try:
-        # kill once Tune's saved state has a finished trial and another one is under way; with 8
+        # kill once Tune's saved state has a finished trial and another one is under way; with 6
         # trials on 2 slots most of the search is still ahead then, even on an idle machine
         deadline = time.time() + 900
         while time.time() < deadline:
@@ -128,7 +128,7 @@ def test_killed_search_resumes_without_redoing_finished_trials(search_store, tin
         # a redone epoch's report replaces the earlier one in the history the review reads
         assert read_history(exp / _folder(exp, name))["epoch"].tolist() == list(range(1, epochs[-1] + 1))
     table = pq.read_table(run / "results.parquet").to_pandas()
-    assert len(table) == 8
+    assert len(table) == 6
     assert set(table["status"]) <= {"completed", "stopped"}
     assert (run / "best.yaml").is_file()
-    assert "8 trials" in done.stdout
+    assert "6 trials" in done.stdout

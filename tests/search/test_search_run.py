@@ -23,10 +23,10 @@ from genaudio.search.tuner import SearchConfig
 
 
 @pytest.mark.slow
-def test_small_real_search_writes_every_result(ray_local, search_store, tiny_config, tmp_path):
+def test_small_real_search_writes_every_result(ray_local, small_store, tiny_config, tmp_path):
     run = tmp_path / "run"
     cfg = load(SearchConfig, tiny_config(trials=3, epochs=2))
-    summary = run_search(search_store, run, cfg, verbose=0)
+    summary = run_search(small_store, run, cfg, verbose=0)
     assert len(summary.rows) == 3
 
     table = pq.read_table(run / "results.parquet").to_pandas()
@@ -79,9 +79,9 @@ def test_dir_that_is_not_a_store_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_store_without_frame_columns_fails_before_any_trial(search_store, tmp_path):
+def test_store_without_frame_columns_fails_before_any_trial(small_store, tmp_path):
     store = tmp_path / "summary_only"
-    shutil.copytree(search_store, store)
+    shutil.copytree(small_store, store)
     for part in (store / "segments").glob("*.parquet"):
         t = pq.read_table(part)
         pq.write_table(t.select([c for c in t.column_names if not c.startswith("frames_")]), part)
@@ -96,24 +96,24 @@ def test_store_without_frame_columns_fails_before_any_trial(search_store, tmp_pa
     ({"gan": {"loss": ["ns", "hinge"]}}, "gan.loss"),
     ({"features": {"optional": ["pitch"]}}, "no frame matrices in DIR"),
 ])
-def test_invalid_space_fails_before_any_trial(search_store, tmp_path, space, message):
+def test_invalid_space_fails_before_any_trial(small_store, tmp_path, space, message):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({"space": space}))
-    res = CliRunner().invoke(main, ["search", str(search_store), "--out", str(tmp_path / "run"), "--config", str(cfg)])
+    res = CliRunner().invoke(main, ["search", str(small_store), "--out", str(tmp_path / "run"), "--config", str(cfg)])
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "run").exists()
 
 
-def test_show_space_prints_the_resolved_space(search_store, tiny_config):
-    res = CliRunner().invoke(main, ["search", str(search_store), "--show-space", "--config", str(tiny_config())])
+def test_show_space_prints_the_resolved_space(small_store, tiny_config):
+    res = CliRunner().invoke(main, ["search", str(small_store), "--show-space", "--config", str(tiny_config())])
     assert res.exit_code == 0, res.output
     assert "features.tonal" in res.output and "if model.family == gan" in res.output
     assert "space:" in res.output and "lstm.hidden" in res.output
 
 
 @pytest.mark.slow
-def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray_local, search_store, tmp_path):
+def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray_local, small_store, tmp_path):
     """ASHA's metric at a rung is the judge's quality of that epoch's model against the search's one
     reference, whatever the encoder: recomputed from the epoch-1 checkpoints, it is what was reported."""
     from genaudio.encoders import load_encoder
@@ -126,19 +126,19 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     cfg = load(SearchConfig, {"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
                                   "features": {"optional": []}, "model": {"family": ["lstm"]},
-                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8},
+                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "griffin_lim_iters": 16},
                                   "autoencoder": {"epochs": 2, "hidden": 16},
                                   "lstm": {"layers": 1, "hidden": 16, "context": 8},
                                   "train": {"batch_size": 8, "steps_per_epoch": 3}}})
     run = tmp_path / "run"
-    run_search(search_store, run, cfg, verbose=0)
+    run_search(small_store, run, cfg, verbose=0)
     rows = collect_results(run, epochs=3)
     kinds = {r["param.encoder.kind"] for r in rows}
     assert kinds == {"pca", "autoencoder"}, kinds
     # the driver's reference, rebuilt (seeded) exactly as the trials received it
-    manifest, frames, space = prepare_space(search_store, cfg)
-    data = store_data(search_store, manifest, [space.core], frames, run)
-    judge = judge_data(data["frames"], search_store, manifest, cfg, tmp_path / "again")
+    manifest, frames, space = prepare_space(small_store, cfg)
+    data = store_data(small_store, manifest, [space.core], frames, run)
+    judge = judge_data(data["frames"], small_store, manifest, cfg, tmp_path / "again")
     for r in rows:
         hist = pd.read_json(f"{r['trial_path']}/result.json", lines=True)
         first = hist[hist["training_iteration"] == 1].iloc[0]
