@@ -15,6 +15,8 @@ time goes elsewhere in librosa:
   384: 13 x 59, a slow size) along the non-contiguous axis; any size >= that gives the same
   autocorrelation, so this uses the next fast size on contiguous rows. ``tempo`` and
   ``beat_track`` take this tempogram (``tg=``, ``bpm=``) instead of building their own.
+* ``beat_track``: ``import librosa.beat`` compiles a numba kernel afresh in every process (~3 s);
+  the same kernels, cached, are in :mod:`genaudio.features._beat`.
 """
 from __future__ import annotations
 
@@ -112,6 +114,9 @@ def tempo(onset_envelope: np.ndarray, *, sr: float, hop_length: int, aggregate=n
 
 def beat_track(onset_envelope: np.ndarray, *, sr: float, hop_length: int) -> np.ndarray:
     """``librosa.beat.beat_track(onset_envelope=..., sr=..., hop_length=...)[1]``: beat frames,
-    with the tempo estimate from :func:`tempo`."""
+    with the tempo estimate from :func:`tempo`, tracked by librosa's own kernels in
+    :mod:`genaudio.features._beat` (importing ``librosa.beat`` recompiles one of them in every process)."""
+    from genaudio.features._beat import beat_frames
+
     bpm = tempo(onset_envelope, sr=sr, hop_length=hop_length)
-    return librosa.beat.beat_track(onset_envelope=onset_envelope, sr=sr, hop_length=hop_length, bpm=bpm)[1]
+    return beat_frames(onset_envelope, bpm=bpm, frame_rate=float(sr) / hop_length)
