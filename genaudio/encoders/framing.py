@@ -97,7 +97,7 @@ def compute_parts(y: np.ndarray, *, sr: int, core: str, groups: Sequence[str], n
 
 def core_to_audio(frames: np.ndarray, *, sr: int, core: str, n_fft: int, hop_length: int,
                   n_iter: int = 64, length: int | None = None, seed: int = 0) -> np.ndarray:
-    """Render a spectral core (dB) to a waveform with Griffin-Lim.
+    """Render a spectral core (dB) to a waveform with Griffin-Lim (:func:`griffin_lim`).
 
     ``log_mel`` is first mapped to a linear-frequency magnitude by non-negative least squares
     (:func:`librosa.feature.inverse.mel_to_stft`). The phase search starts from a seeded random
@@ -122,9 +122,51 @@ def core_to_audio(frames: np.ndarray, *, sr: int, core: str, n_fft: int, hop_len
         if frames.shape[0] != 1 + n_fft // 2:
             raise EncoderError(f"log_stft frames have {frames.shape[0]} bins, expected {1 + n_fft // 2}")
         mag = np.sqrt(power)
-    y = librosa.griffinlim(mag.astype(np.float32), n_iter=n_iter, hop_length=hop_length, n_fft=n_fft,
-                           length=length, init="random", random_state=seed)
-    return np.nan_to_num(y.astype(np.float32))
+    y = griffin_lim(mag.astype(np.float32), n_fft=n_fft, hop_length=hop_length, n_iter=n_iter, length=length,
+                    seed=seed)
+    return np.nan_to_num(y)
+
+
+def griffin_lim(mag: np.ndarray, *, n_fft: int, hop_length: int, n_iter: int = 64, length: int | None = None,
+                seed: int = 0, momentum: float = 0.99) -> np.ndarray:
+    """Fast Griffin-Lim (Perraudin et al., 2013) on torch's FFT.
+
+    ``librosa.griffinlim(mag, n_iter=, hop_length=, n_fft=, length=, init="random",
+    random_state=seed)``: the same random start (``np.random.RandomState(seed)``), momentum,
+    periodic Hann window and zero padding, so the same waveform up to float rounding (relative
+    difference 1-2e-3 after 64 iterations on real music), ~1.5x faster on one thread
+    (``benchmarks/griffin_lim.py``).
+
+    Parameters
+    ----------
+    mag : np.ndarray, shape (1 + n_fft // 2, frames)
+        STFT magnitude (centred frames, ``hop_length`` samples apart).
+    length : int, optional
+        Output samples; default ``hop_length * (frames - 1)``.
+
+    Returns
+    -------
+    np.ndarray, shape (samples,), float32
+    """
+    import torch
+
+    S = torch.from_numpy(np.ascontiguousarray(mag, dtype=np.float32))
+    window = torch.hann_window(n_fft)
+    stft = dict(n_fft=n_fft, hop_length=hop_length, window=window, center=True)
+    n = length if length is not None else hop_length * (S.shape[-1] - 1)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    phase = np.random.RandomState(seed).random_sample(S.shape)
+    angles = torch.from_numpy(np.exp(2j * np.pi * phase).astype(np.complex64))
+    tiny = torch.finfo(torch.float32).tiny
+    rebuilt = torch.zeros_like(angles)
+    for _ in range(n_iter):
+        previous = rebuilt
+        rebuilt = torch.stft(torch.istft(S * angles, length=n, **stft), pad_mode="constant", return_complex=True,
+                             **stft)
+        angles = rebuilt - (momentum / (1 + momentum)) * previous
+        angles = angles / (angles.abs() + tiny)
+    return torch.istft(S * angles, length=n, **stft).numpy()
 
 
 @dataclasses.dataclass(frozen=True)

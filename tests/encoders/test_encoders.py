@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import librosa
 import numpy as np
 import pytest
 
@@ -248,3 +249,18 @@ def test_an_encoder_saved_before_the_kind_sections_still_loads(tmp_path, clips):
     old = load_encoder(folder)
     assert old.config.pca.whiten and old.config.autoencoder.epochs == 12 and old.config.autoencoder.hidden == 64
     np.testing.assert_array_equal(old.encode(clips[0]), enc.encode(clips[0]))
+
+
+@pytest.mark.parametrize("n_fft,hop", [(2048, 512), (1024, 256)])
+def test_griffin_lim_is_librosas(sample_files, n_fft, hop):
+    from genaudio.encoders.framing import griffin_lim
+
+    y, _ = librosa.load(sample_files[0], sr=22050, duration=3.0)
+    S = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)).astype(np.float32)
+    for n_iter in (0, 8, 32):
+        ours = griffin_lim(S, n_fft=n_fft, hop_length=hop, n_iter=n_iter, length=len(y), seed=3)
+        ref = librosa.griffinlim(S, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=len(y), init="random",
+                                 random_state=3)
+        assert ours.dtype == np.float32 and ours.shape == ref.shape
+        assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < 1e-3, n_iter
+    assert griffin_lim(S[:, :1], n_fft=n_fft, hop_length=hop, n_iter=2).shape == (0,)
