@@ -29,23 +29,23 @@ import torch  # noqa: E402
 
 from genaudio.encoders.framing import griffin_lim  # noqa: E402
 
+import _rate_distortion_real as real_music  # noqa: E402  (benchmarks/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path.home() / ".cache" / "genaudio-dev-corpus"
-AUDIO = (".ogg", ".opus", ".flac", ".wav", ".mp3")
 
 
-def clips(corpus: Path, n: int, seconds: float = 5.0, sr: int = 22050) -> tuple[list[np.ndarray], str]:
-    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in AUDIO) if corpus.is_dir() else []
-    source = str(corpus)
+def clips(corpus: Path, n: int, seconds: float = 5.0) -> tuple[list[np.ndarray], str]:
+    """One window of ``seconds`` from each of ``n`` files spread over the corpus (``samples/``
+    when the corpus is missing), at 22,050 Hz."""
+    import soundfile as sf
+
+    from genaudio.extract import discover
+
+    files, source = (discover([corpus]), str(corpus)) if corpus.is_dir() else ([], "")
     if not files:
-        files, source = sorted(p for p in (ROOT / "samples").rglob("*") if p.suffix.lower() in AUDIO), "samples/"
+        files, source = discover([ROOT / "samples"]), "samples/"
     picks = files[:: max(1, len(files) // n)][:n]
-    out = []
-    for f in picks:
-        dur = librosa.get_duration(path=f)
-        y, _ = librosa.load(f, sr=sr, offset=max(0.0, min(30.0, dur - seconds)), duration=seconds)
-        out.append(y)
-    return out, source
+    return [real_music.windows(f.path, 1, seconds, sf.info(f.path).duration)[0] for f in picks], source
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=64)
-    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--corpus", type=Path, default=real_music.DEFAULT_CORPUS)
     args = ap.parse_args()
     torch.set_num_threads(1)
     ys, source = clips(args.corpus, args.clips)
