@@ -3,10 +3,14 @@
 ``import librosa.beat`` compiles one of its numba kernels afresh in every process
 (``__beat_local_score`` is declared ``cache=False``): ~3 s of a 4-s import on an idle 2-core
 machine, paid by every extraction worker, search trial and command that computes beats. The
-kernels below are librosa 0.11's (``librosa/beat.py``, ISC licence, (c) librosa development
-team), copied unchanged except for their names and ``cache=True`` everywhere, so the first
-process compiles them once and later ones load them from numba's cache. Same code, same numba:
-the same beats (``tests/naive.py`` compares with ``librosa.beat.beat_track``).
+kernel bodies below are librosa 0.11's (``librosa/beat.py``, ISC licence, (c) librosa
+development team), unchanged; they are ``njit(cache=True)`` functions on 1-D arrays instead of
+gufuncs with every signature declared, so a process compiles only the dtype it meets, once, and
+later processes load it from numba's cache (also in a Ray job's fresh ``working_dir`` copy, where
+compiling all ten of librosa's signatures took ~25 s). :func:`beat_frames` casts the inputs as
+librosa's gufunc signatures do (the period to the envelope's dtype, ``tightness`` to float32, the
+back-links to int64), so the arithmetic and the beats are the same (``tests/features/test_beat.py``
+compares with ``librosa.beat.beat_track``).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def beat_frames(onset_envelope: np.ndarray, *, bpm: float | np.ndarray, frame_ra
 
     Parameters
     ----------
-    onset_envelope : np.ndarray, shape (t,)
+    onset_envelope : np.ndarray, shape (t,), float32 or float64
         Onset strength per frame.
     bpm : float or np.ndarray, shape (1,)
         Tempo estimate, beats per minute.
@@ -35,36 +39,36 @@ def beat_frames(onset_envelope: np.ndarray, *, bpm: float | np.ndarray, frame_ra
     """
     if not onset_envelope.any():
         return np.array([], dtype=int)
-    bpm = np.atleast_1d(bpm)
-    frames_per_beat = np.round(frame_rate * 60.0 / bpm)
-    onsets = onset_envelope / (onset_envelope.std(ddof=1, axis=-1, keepdims=True) + tiny(onset_envelope))
-    localscore = _local_score(onsets, frames_per_beat)
-    backlink, cumscore = _track_dp(localscore, frames_per_beat, tightness)
-    beats = np.zeros_like(onset_envelope, dtype=bool)
-    _backtrack(backlink, _last_beat(cumscore), beats)
-    return np.flatnonzero(_trim_beats(localscore, beats, trim))
+    dtype = np.float32 if onset_envelope.dtype == np.float32 else np.float64
+    frames_per_beat = np.round(frame_rate * 60.0 / np.atleast_1d(bpm)).astype(dtype)
+    onsets = (onset_envelope / (onset_envelope.std(ddof=1, axis=-1, keepdims=True) + tiny(onset_envelope)))
+    onsets = onsets.astype(dtype, copy=False)
+    localscore = np.empty_like(onsets)
+    _local_score(onsets, frames_per_beat, localscore)
+    backlink = np.empty(len(onsets), np.int32)
+    cumscore = np.empty_like(onsets)
+    _track_dp(localscore, frames_per_beat, np.float32(tightness), backlink, cumscore)
+    beats = np.zeros(len(onsets), dtype=bool)
+    _backtrack(backlink.astype(np.int64), _last_beat(cumscore), beats)
+    trimmed = np.empty_like(beats)
+    _trim_beats(localscore, beats, bool(trim), trimmed)
+    return np.flatnonzero(trimmed)
 
 
-def _last_beat(cumscore):
+def _last_beat(cumscore) -> int:
     """Position of the last detected beat: the last local maximum above half their median."""
     mask = ~localmax(cumscore, axis=-1)
-    medians = np.ma.median(np.ma.masked_array(data=cumscore, mask=mask), axis=-1)
-    tail = np.empty(shape=cumscore.shape[:-1], dtype=int)
-    _last_beat_selector(cumscore, mask, 0.5 * np.ma.getdata(medians), tail)
-    return tail
+    median = np.ma.getdata(np.ma.median(np.ma.masked_array(data=cumscore, mask=mask), axis=-1))
+    out = np.empty(1, np.int64)
+    _last_beat_selector(cumscore, mask, cumscore.dtype.type(0.5 * median), out)
+    return int(out[0])
 
 
 # ---------------------------------------------------------------------------------------------
-# librosa 0.11's kernels, unchanged but for names and caching
+# librosa 0.11's kernel bodies, unchanged (names, 1-D njit functions, caching: see the module docstring)
 
 
-@numba.guvectorize(
-        [
-            "void(float32[:], float32[:], float32[:])",
-            "void(float64[:], float64[:], float64[:])",
-        ],
-        "(t),(n)->(t)",
-        nopython=True, cache=True)
+@numba.njit(cache=True)
 def _local_score(onset_envelope, frames_per_beat, localscore):
     """Same-mode convolution with a Gaussian of the beat period (time-varying with one period per frame)."""
     N = len(onset_envelope)
@@ -84,13 +88,7 @@ def _local_score(onset_envelope, frames_per_beat, localscore):
                 localscore[i] += window[k] * onset_envelope[i + K // 2 - k]
 
 
-@numba.guvectorize(
-        [
-            "void(float32[:], float32[:], float32, int32[:], float32[:])",
-            "void(float64[:], float64[:], float32, int32[:], float64[:])",
-        ],
-        "(t),(n),()->(t),(t)",
-        nopython=True, cache=True)
+@numba.njit(cache=True)
 def _track_dp(localscore, frames_per_beat, tightness, backlink, cumscore):
     """Core dynamic program: each frame's best predecessor beat and cumulative score."""
     score_thresh = 0.01 * localscore.max()
@@ -119,14 +117,7 @@ def _track_dp(localscore, frames_per_beat, tightness, backlink, cumscore):
             first_beat = False
 
 
-@numba.guvectorize(
-    [
-        "void(float32[:], bool_[:], bool_, bool_[:])",
-        "void(float64[:], bool_[:], bool_, bool_[:])"
-        ],
-    "(t),(t),()->(t)",
-    nopython=True, cache=True
-    )
+@numba.njit(cache=True)
 def _trim_beats(localscore, beats, trim, beats_trimmed):
     """Remove spurious leading and trailing beats (local score below half the beats' smoothed RMS)."""
     beats_trimmed[:] = beats
@@ -146,14 +137,7 @@ def _trim_beats(localscore, beats, trim, beats_trimmed):
         n -= 1
 
 
-@numba.guvectorize(
-        [
-            "void(float32[:], bool_[:], float32, int64[:])",
-            "void(float64[:], bool_[:], float64, int64[:])",
-        ],
-        "(t),(t),()->()",
-        nopython=True, cache=True
-        )
+@numba.njit(cache=True)
 def _last_beat_selector(cumscore, mask, threshold, out):
     """The last frame that is a local maximum (``not mask``) with ``cumscore >= threshold``."""
     n = len(cumscore) - 1
@@ -166,14 +150,7 @@ def _last_beat_selector(cumscore, mask, threshold, out):
             n -= 1
 
 
-@numba.guvectorize(
-        [
-            "void(int32[:], int32, bool_[:])",
-            "void(int64[:], int64, bool_[:])"
-        ],
-        "(t),()->(t)",
-        nopython=True, cache=True
-        )
+@numba.njit(cache=True)
 def _backtrack(backlinks, tail, beats):
     """Mark the beats along the back-links from ``tail``."""
     n = tail
