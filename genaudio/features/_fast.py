@@ -24,6 +24,8 @@ import librosa
 import numpy as np
 import scipy.fft
 
+from genaudio.features._beat import beat_frames
+
 _TINY32 = np.finfo(np.float32).tiny
 
 
@@ -116,7 +118,5 @@ def beat_track(onset_envelope: np.ndarray, *, sr: float, hop_length: int) -> np.
     """``librosa.beat.beat_track(onset_envelope=..., sr=..., hop_length=...)[1]``: beat frames,
     with the tempo estimate from :func:`tempo`, tracked by librosa's own kernels in
     :mod:`genaudio.features._beat` (importing ``librosa.beat`` recompiles one of them in every process)."""
-    from genaudio.features._beat import beat_frames
-
     bpm = tempo(onset_envelope, sr=sr, hop_length=hop_length)
     return beat_frames(onset_envelope, bpm=bpm, frame_rate=float(sr) / hop_length)
