@@ -277,11 +277,13 @@ def test_job_refuses_a_relative_output_path(ray_head):
 
 @pytest.mark.slow
 def test_submit_extract_with_ray_job_submit(ray_head):
-    # two files (mp3 + wav) of the uploaded samples/: the job's wiring, not the extraction, is tested
+    # two files (mp3 + wav) of the uploaded samples/ and two features: the job's wiring, not the
+    # extraction, is tested
     out = ray_head.base / "store_cli"
     r = _run([str(BIN / "ray"), "job", "submit", "--address", ray_head.address,
               "--runtime-env", "jobs/runtime_env.yaml", "--working-dir", ".", "--",
-              "python", "jobs/extract.py", "samples/piano", "--out", str(out)], env=ray_head.client_env)
+              "python", "jobs/extract.py", "samples/piano", "--features", "rms,mfcc", "--out", str(out)],
+             env=ray_head.client_env)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "succeeded" in r.stdout + r.stderr
     _check_store(out, 2)
@@ -296,7 +298,8 @@ def test_submit_extract_with_job_submission_client(ray_head):
     out = ray_head.base / "store_sdk"
     # The token as an explicit header: this process may already hold another cluster's token.
     client = JobSubmissionClient(ray_head.address, headers={"Authorization": f"Bearer {ray_head.token}"})
-    job_id = client.submit_job(entrypoint=f"python jobs/extract.py samples/bells --out {out}", runtime_env=spec)
+    job_id = client.submit_job(entrypoint=f"python jobs/extract.py samples/bells --features rms,mfcc --out {out}",
+                               runtime_env=spec)
     deadline = time.monotonic() + 600
     while (status := client.get_job_status(job_id)) not in TERMINAL and time.monotonic() < deadline:
         time.sleep(2)
