@@ -20,6 +20,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,6 +44,8 @@ def clips(corpus: Path, n: int, seconds: float = 5.0) -> tuple[list[np.ndarray],
 
     files, source = (discover([corpus]), str(corpus)) if corpus.is_dir() else ([], "")
     if not files:
+        print(f"{corpus}: no audio there (../shared/corpus/fetch.sh builds it); measuring on samples/",
+              file=sys.stderr, flush=True)
         files, source = discover([ROOT / "samples"]), "samples/"
     picks = files[:: max(1, len(files) // n)][:n]
     return [real_music.windows(f.path, 1, seconds, sf.info(f.path).duration)[0] for f in picks], source
