@@ -82,3 +82,34 @@ def small_store(tmp_path_factory, six_sample_files) -> Path:
             break
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
+
+
+# tiny models, a small judge (5 clips of the 2-s segments, 16 Griffin-Lim iterations), two families,
+# one optional feature group: the search configuration of every real search in the tests
+TINY_SEARCH = """\
+trials: {trials}
+epochs: {epochs}
+cpus_per_trial: 1
+max_failures: 1
+judge_clips: 5
+space:
+  features: {{optional: [tonal]}}
+  encoder: {{kind: [pca], dim: 8, griffin_lim_iters: 16}}
+  model: {{family: [lstm, gan]}}
+  lstm: {{layers: 1, hidden: [16, 32], context: 8}}
+  gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
+  train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
+"""
+
+
+@pytest.fixture(scope="session")
+def small_search(tmp_path_factory, small_store) -> Path:
+    """A finished real search RUN of `small_store` made once per session with `genaudio search`:
+    5 trials of 3 epochs (ASHA stops some at epoch 1). The search and review tests read it."""
+    root = tmp_path_factory.mktemp("small_search")
+    (root / "tiny.yaml").write_text(TINY_SEARCH.format(trials=5, epochs=3))
+    proc = subprocess.run([sys.executable, "-m", "genaudio", "search", str(small_store), "--out", str(root / "run"),
+                           "--config", str(root / "tiny.yaml"), "--num-cpus", "2", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root / "run"

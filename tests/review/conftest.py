@@ -1,51 +1,11 @@
-"""A small real search RUN (a real Ray Tune search of the session's features store, tiny models), made once per module,
-and builders of synthetic RUN folders in the exact on-disk layout of `genaudio search`
+"""Builders of synthetic RUN folders in the exact on-disk layout of `genaudio search`
 (search.json, tune/search/<trial>/params.json + result.json lines + error.txt, results.parquet
 written by genaudio.search.results.write_results, study.db a real Optuna SQLite study)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# tiny models, 3 epochs (ASHA stops some trials at epoch 1), two families, one optional group
-TINY = """\
-trials: 5
-epochs: 3
-cpus_per_trial: 1
-max_failures: 0
-judge_clips: 5
-space:
-  features: {optional: [tonal]}
-  encoder: {kind: [pca], dim: 8, griffin_lim_iters: 16}
-  model: {family: [lstm, gan]}
-  lstm: {layers: 1, hidden: [16, 32], context: 8}
-  gan: {family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}
-  train: {lr: {low: 1.0e-3, high: 1.0e-2, log: true}, batch_size: 8, steps_per_epoch: 3}
-"""
-
-
-def _run(args, **kw):
-    proc = subprocess.run([sys.executable, "-m", "genaudio", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1500, **kw)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory, small_store) -> Path:
-    """A finished real search: 5 trials of LSTM/GAN on PCA codes of the session's 6-file store."""
-    root = tmp_path_factory.mktemp("review_run")
-    (root / "tiny.yaml").write_text(TINY)
-    _run(["search", str(small_store), "--out", str(root / "run"), "--config", str(root / "tiny.yaml"),
-          "--num-cpus", "2", "-q"])
-    return root / "run"
 
 
 def write_trial(run: Path, tid: str, params: dict, scores: list[float], *, index: int = 1, error: str | None = None,

@@ -1,35 +1,23 @@
 """The search tests' tiny search configuration and a Ray with fake GPUs (the features store they
-search is the session's `small_store`, tests/conftest.py)."""
+search, the configuration's template and a finished search are the session's `small_store`,
+`TINY_SEARCH` and `small_search`, tests/conftest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import start_local_ray
+from conftest import TINY_SEARCH, start_local_ray
 
-# tiny models, two epochs, a small judge (5 clips of the 2-s segments, 16 Griffin-Lim iterations):
-# what the search tests run
-TINY = """\
-trials: {trials}
-epochs: {epochs}
-cpus_per_trial: 1
-max_failures: 1
-judge_clips: 5
-space:
-  features: {{optional: [tonal]}}
-  encoder: {{kind: [pca], dim: 8, griffin_lim_iters: 16}}
-  lstm: {{layers: 1, hidden: [16, 32], context: 8}}
-  gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
-  train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
-"""
+
+FAKE_GPUS = 2
 
 
 @pytest.fixture(scope="module")
 def ray_gpus():
-    """A real local Ray with 4 fake GPUs (GPU resources without devices) and 16 CPU slots."""
+    """A real local Ray with FAKE_GPUS fake GPUs (GPU resources without devices) and 16 CPU slots."""
     import ray
 
-    start_local_ray(num_cpus=16, num_gpus=4)
+    start_local_ray(num_cpus=16, num_gpus=FAKE_GPUS)
     yield ray
     ray.shutdown()
 
@@ -38,6 +26,6 @@ def ray_gpus():
 def tiny_config(tmp_path):
     def make(trials=3, epochs=2) -> Path:
         p = tmp_path / f"tiny_{trials}_{epochs}.yaml"
-        p.write_text(TINY.format(trials=trials, epochs=epochs))
+        p.write_text(TINY_SEARCH.format(trials=trials, epochs=epochs))
         return p
     return make

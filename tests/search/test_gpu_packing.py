@@ -1,4 +1,4 @@
-"""GPU packing with fake GPUs: a real local Ray with 4 GPU resources, the synthetic torch task.
+"""GPU packing with fake GPUs: a real local Ray with 2 GPU resources, the synthetic torch task.
 
 Trials rendezvous (each waits until ``n`` trials have started), so "n run at once" is checked
 without timing thresholds; one trial more than fits must start only after another ended.
@@ -13,6 +13,7 @@ from genaudio.search.results import collect_results
 from genaudio.search.layout import tune_dir
 from genaudio.search.tuner import SearchConfig, TrialResources, run_tune
 
+from .conftest import FAKE_GPUS
 from .synthetic import SyntheticSpace, make_data, synthetic_trainable
 
 
@@ -26,7 +27,7 @@ def _max_overlap(intervals):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("share,fits", [(1.0, 4), (0.5, 8)])
+@pytest.mark.parametrize("share,fits", [(1.0, FAKE_GPUS), (0.5, 2 * FAKE_GPUS)])
 def test_trials_pack_onto_fake_gpus(ray_gpus, tmp_path, share, fits):
     from ray.tune import ExperimentAnalysis
 
@@ -51,4 +52,4 @@ def test_trials_pack_onto_fake_gpus(ray_gpus, tmp_path, share, fits):
     assert all(i and "," not in i for i in ids)
     concurrent_ids = [str(df["gpu_ids"].iloc[0]) for df in frames.values()
                       if (float(df["started_at"].iloc[0]), float(df["timestamp"].iloc[-1])) in first]
-    assert Counter(concurrent_ids) == {str(g): round(1 / share) for g in range(4)}
+    assert Counter(concurrent_ids) == {str(g): round(1 / share) for g in range(FAKE_GPUS)}

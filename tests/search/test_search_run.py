@@ -23,14 +23,11 @@ from genaudio.search.tuner import SearchConfig
 
 
 @pytest.mark.slow
-def test_small_real_search_writes_every_result(ray_local, small_store, tiny_config, tmp_path):
-    run = tmp_path / "run"
-    cfg = load(SearchConfig, tiny_config(trials=3, epochs=2))
-    summary = run_search(small_store, run, cfg, verbose=0)
-    assert len(summary.rows) == 3
-
+def test_small_real_search_writes_every_result(small_search):
+    """The session's finished search (5 trials of 3 epochs, `genaudio search`): every output."""
+    run = small_search
     table = pq.read_table(run / "results.parquet").to_pandas()
-    assert len(table) == 3 and (run / "results.csv").is_file()
+    assert len(table) == 5 and (run / "results.csv").is_file()
     for col in ["rank", "tie_group", "trial_id", "status", "reason", "quality", "quality_se", "quality_epoch",
                 "quality_seconds", "decoder_quality", "decoder_quality_se", "judge_fraction", "epochs", "wall_time_s",
                 "cpus", "gpus", "param.model.family", "param.encoder.dim", "param.features.tonal", "param.train.lr"]:
@@ -38,12 +35,12 @@ def test_small_real_search_writes_every_result(ray_local, small_store, tiny_conf
     assert set(table["status"]) <= {"completed", "stopped"}
     assert (table["cpus"] == 1.0).all() and (table["gpus"] == 0.0).all()
     done = table[table["status"] == "completed"]
-    assert len(done) >= 1 and (done["epochs"] == 2).all()
+    assert len(done) >= 1 and (done["epochs"] == 3).all()
     # every trial that trained an epoch was judged, stopped ones included; the ranking is by quality
     assert table["quality"].notna().all() and (table["quality_se"] > 0).all()
-    assert (table["quality_epoch"] == table["epochs"]).all()   # judged at epoch 1 and at the last (2)
+    assert (table["quality_epoch"] == table["epochs"]).all()   # judged at every rung (1, 3) and at the last
     ranked = table.sort_values("rank")
-    assert ranked["quality"].is_monotonic_increasing and ranked["rank"].tolist() == [1, 2, 3]
+    assert ranked["quality"].is_monotonic_increasing and ranked["rank"].tolist() == [1, 2, 3, 4, 5]
     assert (run / "judge" / "reference.json").is_file()
     # conditional parameters: an LSTM trial has no GAN parameters and vice versa
     for _, r in table.iterrows():
@@ -51,7 +48,7 @@ def test_small_real_search_writes_every_result(ray_local, small_store, tiny_conf
         other = "gan" if fam == "lstm" else "lstm"
         assert all(pd_isna(r[c]) for c in table.columns if c.startswith(f"param.{other}."))
 
-    # encoders are fitted once per (features, kind, dim) and reused: 2 possible encoders, 3 trials
+    # encoders are fitted once per (features, kind, dim) and reused: 2 possible encoders, 5 trials
     entries = [p for p in (run / "cache" / "encoders").iterdir() if p.is_dir()]
     assert 1 <= len(entries) <= 2
     assert table["final.encoder_cache_hit"].sum() >= 1
@@ -64,7 +61,7 @@ def test_small_real_search_writes_every_result(ray_local, small_store, tiny_conf
     assert tc.model == top["param.model.family"] and tc.lr == pytest.approx(top["param.train.lr"])
 
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / STUDY_FILE}")
-    assert len(study.trials) == 3
+    assert len(study.trials) == 5
     assert {"model.family", "train.lr", "features.tonal"} <= set(study.trials[0].params)
 
 
@@ -123,7 +120,7 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     from genaudio.search.trainable import judge_data, judge_epoch, store_data
     from genaudio.search.run import prepare_space
 
-    cfg = load(SearchConfig, {"trials": 4, "epochs": 3, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
+    cfg = load(SearchConfig, {"trials": 4, "epochs": 2, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
                                   "features": {"optional": []}, "model": {"family": ["lstm"]},
                                   "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "griffin_lim_iters": 16},
@@ -132,7 +129,7 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
                                   "train": {"batch_size": 8, "steps_per_epoch": 3}}})
     run = tmp_path / "run"
     run_search(small_store, run, cfg, verbose=0)
-    rows = collect_results(run, epochs=3)
+    rows = collect_results(run, epochs=2)
     kinds = {r["param.encoder.kind"] for r in rows}
     assert kinds == {"pca", "autoencoder"}, kinds
     # the driver's reference, rebuilt (seeded) exactly as the trials received it
