@@ -119,6 +119,20 @@ def frame_comb(y, *, hop_length: int, n_fft: int | None = None) -> float:
                  / spread)
 
 
+#: A set of clips buzzes audibly when its median frame comb is this many times real music's:
+#: Griffin-Lim's reconstructions measure 2-3.5x real, frame-by-frame vocoders 35-160x
+#: (docs/encoders.md, "The learned decoder's buzz").
+BUZZ_RATIO = 10.0
+#: Real music's frame comb where no real clips were measured (3.5-8.7 on the development corpus).
+REAL_FRAME_COMB = 6.0
+
+
+def buzzes(comb: float, *, real: float | None = None) -> bool:
+    """Whether a set's median :func:`frame_comb` is a buzz at the hop: at least :data:`BUZZ_RATIO`
+    times real music's (``real``, the same measure of real clips; default :data:`REAL_FRAME_COMB`)."""
+    return comb >= BUZZ_RATIO * (real if real is not None and real > 0 else REAL_FRAME_COMB)
+
+
 def median_frame_comb(clips, *, hop_length: int) -> float:
     """Median :func:`frame_comb` over clips (each ``(samples,)``): a set's buzz at the hop."""
     return float(np.median([frame_comb(y, hop_length=hop_length) for y in clips]))

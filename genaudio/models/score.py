@@ -190,8 +190,11 @@ def describe(scored: dict) -> str:
     if "decoder_quality" in scored:
         parts.append(f"decoder alone {pm('decoder_quality')}")
     if "frame_comb" in scored:
-        real = f"real {scored['reference_frame_comb']:.3g}; " if "reference_frame_comb" in scored else ""
-        parts.append(f"frame comb {scored['frame_comb']:.3g} ({real}far above real: a buzz at the hop)")
+        from genaudio.encoders.metrics import buzzes
+
+        comb, real = scored["frame_comb"], scored.get("reference_frame_comb")
+        parts.append(f"frame comb {comb:.3g}" + (f" (real {real:.3g})" if real is not None else "")
+                     + (": far above real, a buzz at the hop" if buzzes(comb, real=real) else ""))
     if scored.get("n_nonfinite"):
         parts.append(f"{scored['n_nonfinite']} clip(s) with non-finite features")
     return "; ".join(parts) + f" ({scored['n_generated']} clips of {scored['seconds']:g} s)"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genaudio.encoders import load_encoder, make_encoder
-from genaudio.encoders.metrics import (frame_comb, log_spectral_distance, multi_resolution_stft_distance,
+from genaudio.encoders.metrics import (buzzes, frame_comb, log_spectral_distance, multi_resolution_stft_distance,
                                        snr_db, spectral_convergence)
 from genaudio.errors import EncoderError, GenaudioError
 
@@ -206,6 +206,8 @@ def test_frame_comb_finds_a_buzz_at_the_hop():
     for clean in (noise, tone(440.0, 3.0), tone(440.0, 3.0) + 0.1 * noise):
         assert frame_comb(clean, hop_length=256) < 20
     assert frame_comb(noise[:1000], hop_length=256) == 0.0
+    real = frame_comb(tone(440.0, 3.0) + 0.1 * noise, hop_length=256)
+    assert buzzes(frame_comb(pulses, hop_length=256), real=real) and not buzzes(2 * real, real=real)
     # a longer hop takes a longer FFT by default (8192 at 512); one too short is refused
     wide = 0.01 * noise
     wide[::512] += 1.0

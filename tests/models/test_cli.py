@@ -82,3 +82,17 @@ def test_encoder_without_audio_decoder_is_not_judged(sample_files, tmp_path):
 
     codes = np.load(tmp_path / "c" / "clip_00.npy")
     assert codes.shape[1] == 4 and codes.shape[0] == 125  # 2 s at 62.5 Hz
+
+
+def test_the_score_line_names_a_buzz_only_when_there_is_one():
+    """`train`/`generate --score` print the frame comb beside real music's; only a comb far above
+    it (values measured on the development corpus) is called a buzz."""
+    from genaudio.models.score import describe
+
+    base = {"quality": 7.87, "quality_se": 1.8, "reference_quality": 0.98, "reference_quality_se": 0.14,
+            "n_generated": 16, "seconds": 5.0}
+    for comb, real, buzz in ((8.13, 8.65, False), (16.9, 8.65, False), (469.0, 3.5, True), (9.6, None, False),
+                             (187.0, None, True)):
+        scored = {**base, "frame_comb": comb, **({} if real is None else {"reference_frame_comb": real})}
+        line = describe(scored)
+        assert f"frame comb {comb:.3g}" in line and ("buzz" in line) == buzz, line
