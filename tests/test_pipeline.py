@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from genaudio.cli import main
 from genaudio.errors import ConfigError
 from genaudio.config import load
 from genaudio.pipeline import PipelineConfig, defaults_yaml, run_pipeline, to_sections
@@ -28,8 +28,9 @@ def test_printed_defaults_are_the_defaults():
 
 
 def test_print_defaults_cli_has_comments():
-    out = subprocess.run([sys.executable, "-m", "genaudio", "config", "--print-defaults"],
-                         capture_output=True, text=True, check=True).stdout
+    res = CliRunner().invoke(main, ["config", "--print-defaults"])
+    assert res.exit_code == 0 and not res.stderr
+    out = res.stdout
     assert "# Number of trials (configurations) to run." in out
     assert "segment:" in out and "seconds: 5.0" in out
 
@@ -39,9 +40,8 @@ def test_bad_config_sections_and_keys_are_refused():
         load_pipeline_config({"extrac": {}})
     with pytest.raises(ConfigError, match="trails"):
         load_pipeline_config({"search": {"trails": 3}})
-    res = subprocess.run([sys.executable, "-m", "genaudio", "config", "--check", "/nonexistent.yaml"],
-                         capture_output=True, text=True)
-    assert res.returncode == 2 and "not found" in res.stderr and "Traceback" not in res.stderr
+    res = CliRunner().invoke(main, ["config", "--check", "/nonexistent.yaml"])
+    assert res.exit_code == 2 and "not found" in res.stderr and "Traceback" not in res.output
 
 
 def test_demo_config_is_valid():
