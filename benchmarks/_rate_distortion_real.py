@@ -192,8 +192,8 @@ def main(args, root: Path) -> None:
          f"{', '.join(test_files)}")
     base = make_encoder("pca", dim=16, core="log_mel", n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
                         precision="uint8", griffin_lim_iters=64).config
-    opts = {k: v for k, v in (("epochs", args.vocoder_epochs), ("input_noise_db", args.input_noise_db))
-            if v is not None}
+    opts = {k: v for k, v in (("epochs", args.vocoder_epochs), ("input_noise_db", args.input_noise_db),
+                              ("phase", args.vocoder_phase)) if v is not None}
     # the core frames of the training clips, computed once for every encoder
     parts = [make_encoder(config=base)._frame_parts(y) for y in train]
     rates = sorted(args.rates)

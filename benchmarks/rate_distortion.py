@@ -132,6 +132,9 @@ def main() -> None:
                     help="real mode: vocoder epochs (default: VocoderConfig's)")
     ap.add_argument("--input-noise-db", type=float, default=None,
                     help="real mode: vocoder training input noise (dB; default: VocoderConfig's)")
+    ap.add_argument("--vocoder-phase", choices=["learned", "griffinlim"], default=None,
+                    help="real mode: the learned decoder's phase, its own or Griffin-Lim's from its magnitude "
+                         "(default: VocoderConfig's)")
     ap.add_argument("--jobs", type=int, default=2,
                     help="real mode: vocoders trained at once, one torch thread each (default 2)")
     ap.add_argument("--rates", type=lambda v: [int(r) for r in v.split(",")], default=[2, 16, 32, 64],

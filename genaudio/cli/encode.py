@@ -43,6 +43,10 @@ def _csv(value: str | None) -> tuple[str, ...]:
                    "vocoder an encoder always falls back to Griffin-Lim.")
 @click.option("--decoder-epochs", default=12, show_default=True, type=int,
               help="Learned decoder: training epochs (50 steps each).")
+@click.option("--decoder-phase", default=None, type=click.Choice(["griffinlim", "learned"]),
+              help="Learned decoder: where its phase comes from. griffinlim: it learns the magnitude only and "
+                   "Griffin-Lim finds the phase (best spectral convergence and LSD; Griffin-Lim's speed); "
+                   "learned: it predicts the phase too (~100x faster to decode). [default: EncoderConfig's]")
 @click.option("--decoder-code-noise", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Learned decoder: train it on codes with this much Gaussian noise (x each code dimension's "
                    "std), so that it decodes a model's generated codes, which carry the model's sampling "
@@ -72,7 +76,7 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing ENC folder (only genaudio encode output).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten, epochs, hidden, device,
-            decoder, decoder_epochs, decoder_code_noise, decoder_from, sample_rate, n_fft, hop_length, n_mels,
+            decoder, decoder_epochs, decoder_phase, decoder_code_noise, decoder_from, sample_rate, n_fft, hop_length, n_mels,
             segment_seconds, holdout, max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
     """Encode audio into compact codes with a decoder back to sound.
 
@@ -102,7 +106,8 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
                 pca={"whiten": whiten}, autoencoder={"epochs": epochs, "hidden": hidden},
                 device=device, decoder=decoder, decoder_epochs=decoder_epochs,
                 decoder_code_noise=decoder_code_noise, sample_rate=sample_rate, n_fft=n_fft,
-                hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed)
+                hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed,
+                **({"decoder_phase": decoder_phase} if decoder_phase else {}))
     cfg = make_encoder(kind, dim=dim, **opts).config
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     if sweep_spec:

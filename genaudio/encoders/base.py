@@ -144,6 +144,10 @@ class EncoderConfig:
         fallback of any encoder without one.
     decoder_epochs : int
         Training epochs of that vocoder (:class:`genaudio.encoders.vocoder.VocoderConfig`).
+    decoder_phase : {"griffinlim", "learned"}
+        Where that vocoder's phase comes from (``VocoderConfig.phase``): ``"griffinlim"`` learns
+        the magnitude only and finds its phase as Griffin-Lim does (Griffin-Lim's speed);
+        ``"learned"`` predicts the phase too (an iSTFT, ~100x faster to decode).
     decoder_code_noise : float
         Noise on the codes the vocoder trains from, in units of each code dimension's standard
         deviation (``VocoderConfig.code_noise``): a decoder for a model's generated codes.
@@ -168,6 +172,7 @@ class EncoderConfig:
     griffin_lim_iters: int = 64
     decoder: str = "griffinlim"
     decoder_epochs: int = 12
+    decoder_phase: str = "learned"
     decoder_code_noise: float = 0.0
     pca: PCAOptions = dataclasses.field(default_factory=PCAOptions)
     autoencoder: AutoencoderOptions = dataclasses.field(default_factory=AutoencoderOptions)
@@ -192,6 +197,10 @@ class EncoderConfig:
             raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.decoder_epochs < 1:
             raise ConfigError(f"decoder_epochs must be >= 1, got {self.decoder_epochs}")
+        from genaudio.encoders.vocoder import PHASES
+
+        if self.decoder_phase not in PHASES:
+            raise ConfigError(f"unknown decoder_phase {self.decoder_phase!r}; choose one of {', '.join(PHASES)}")
         if self.decoder_code_noise < 0:
             raise ConfigError(f"decoder_code_noise must be >= 0, got {self.decoder_code_noise}")
         if self.griffin_lim_iters < 0:
@@ -394,13 +403,14 @@ class Encoder:
 
     def vocoder_config(self, **options: Any):
         """The :class:`~genaudio.encoders.vocoder.VocoderConfig` matching this encoder's analysis
-        (``decoder_epochs``, ``decoder_code_noise``, ``seed``, ``device`` from its config; ``options``
-        override any field)."""
+        (``decoder_epochs``, ``decoder_phase``, ``decoder_code_noise``, ``griffin_lim_iters``, ``seed``,
+        ``device`` from its config; ``options`` override any field)."""
         from genaudio.encoders.vocoder import VocoderConfig
 
         c = self.config
         base = dict(core=c.core, sample_rate=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
-                    n_mels=c.n_mels, epochs=c.decoder_epochs, code_noise=c.decoder_code_noise, seed=c.seed,
+                    n_mels=c.n_mels, epochs=c.decoder_epochs, phase=c.decoder_phase,
+                    code_noise=c.decoder_code_noise, seed=c.seed, griffin_lim_iters=c.griffin_lim_iters,
                     device=c.device)
         base.update(options)
         try:

@@ -218,7 +218,8 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
         elif learned:
             t1 = time.perf_counter()
             noise = f", code noise {cfg.decoder_code_noise:g} std" if cfg.decoder_code_noise else ""
-            log(f"training the learned decoder ({cfg.decoder_epochs} epochs{noise}) on {len(train_idx)} segments")
+            log(f"training the learned decoder ({cfg.decoder_epochs} epochs, {cfg.decoder_phase} phase{noise}) "
+                f"on {len(train_idx)} segments")
             enc.fit_decoder([segs.waves[i] for i in train_idx], checkpoint=tmp / "decoder_checkpoint.pt",
                             progress=progress)
             (tmp / "decoder_checkpoint.pt").unlink(missing_ok=True)

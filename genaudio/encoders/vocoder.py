@@ -30,7 +30,15 @@ trains the phase on the audio's own group delay and instantaneous frequency.
 The iSTFT uses the core's own ``n_fft``/``hop_length`` (Hann, centred), so one input frame is one
 output frame and the vocoder runs at the frame rate: it decodes far faster than real time on a CPU.
 
-Training (:func:`train_vocoder`): random crops of ``crop_frames`` frames and the matching audio;
+``phase="griffinlim"`` is the other way: the same network with a head of one output per bin
+predicts the STFT magnitude only (prior + correction), trained on the training audio's own
+magnitude (:func:`magnitude_loss`, no waveform in the loop: a step costs a fraction of a
+waveform-loss step), and Griffin-Lim finds its phase. A short-time magnitude of music is far more
+predictable from the frames around it than the codes of one frame say, so the network recovers
+part of what the encoder lost; Griffin-Lim then sits at that better magnitude, as it sits at the
+codes' own magnitude without it.
+
+Training (:func:`train_vocoder`), learned phase: random crops of ``crop_frames`` frames and the matching audio;
 loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128, 1024/256,
 2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms
 (+ ``phase_weight`` x :func:`phase_loss`, group delay and instantaneous frequency). Input
@@ -72,11 +80,16 @@ from genaudio.training import (check_config, load_state, load_state_dicts, optim
                                save_state, set_rng_state, state_dicts)
 
 FORMAT = "genaudio-vocoder"
-#: 2 added ``magnitude_prior``, 3 the phase options on by default; older vocoders still load
-FORMAT_VERSION = 3
+#: 2 added ``magnitude_prior``, 3 the phase options on by default, 4 ``phase`` (``"griffinlim"``: a
+#: magnitude-only vocoder); older vocoders still load
+FORMAT_VERSION = 4
 #: what a config of an older version meant by the fields it lacks (the defaults of its day)
-OLDER_DEFAULTS = {1: {"magnitude_prior": False, "phase_prior": False, "integrated_phase": False, "phase_weight": 0.0},
-                  2: {"phase_prior": False, "integrated_phase": False, "phase_weight": 0.0}}
+OLDER_DEFAULTS = {1: {"magnitude_prior": False, "phase_prior": False, "integrated_phase": False, "phase_weight": 0.0,
+                      "phase": "learned"},
+                  2: {"phase_prior": False, "integrated_phase": False, "phase_weight": 0.0, "phase": "learned"},
+                  3: {"phase": "learned"}}
+#: where a vocoder's phase comes from: its own head (iSTFT), or Griffin-Lim from its magnitude
+PHASES = ("learned", "griffinlim")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 LOSS_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
@@ -95,6 +108,18 @@ class VocoderConfig:
     core : {"log_mel", "log_stft"}
         The spectral core it decodes; ``sample_rate``, ``n_fft``, ``hop_length``, ``n_mels`` are its
         analysis (Hz, samples, samples, bands) and must match the encoder's.
+    phase : {"learned", "griffinlim"}
+        Where the phase comes from. ``"learned"``: the head predicts magnitude and phase and the
+        waveform is their iSTFT (fast: ~100-200x real time on one CPU core). ``"griffinlim"``: the
+        head predicts the STFT magnitude only, trained on the training audio's own magnitude
+        (spectral convergence + L1 log-magnitude, :func:`magnitude_loss`), and Griffin-Lim finds a
+        phase for it (``griffin_lim_iters`` iterations, as fast as the Griffin-Lim decoder): the
+        network learns what the codes lose of the magnitude, from the frames around each one, and
+        is the only decoder here that beats Griffin-Lim from the codes' own magnitude on spectral
+        convergence and LSD (docs/encoders.md, "A learned magnitude"). The phase options below and
+        ``mel_weight`` apply to ``"learned"`` only.
+    griffin_lim_iters : int
+        Griffin-Lim iterations of ``phase="griffinlim"`` (:func:`genaudio.encoders.framing.griffin_lim`).
     channels, intermediate, layers, kernel : int
         ConvNeXt width, hidden width of its pointwise MLP, number of blocks, depthwise kernel size.
         The default (128, 384, 6, 7) has 0.92 M parameters (log_mel 128, integrated phase); Vocos's
@@ -154,6 +179,8 @@ class VocoderConfig:
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 128
+    phase: str = "learned"
+    griffin_lim_iters: int = 64
     channels: int = 128
     intermediate: int = 384
     layers: int = 6
@@ -189,9 +216,17 @@ class VocoderConfig:
             raise ConfigError(f"vocoder crop_frames must be >= 4, got {self.crop_frames}")
         if self.hop_length > self.n_fft:
             raise ConfigError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
-        if self.phase_weight > 0 and self.crop_frames <= 2 * phase_edge(self.n_fft, self.hop_length) + 1:
-            raise ConfigError(f"the phase term leaves out {phase_edge(self.n_fft, self.hop_length)} frames at "
-                              f"each end of a crop: crop_frames {self.crop_frames} is too short")
+        if self.phase not in PHASES:
+            raise ConfigError(f"vocoder phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        if self.phase == "griffinlim" and self.adversarial:
+            raise ConfigError("the adversarial term trains a vocoder's waveform: it needs phase 'learned'")
+        if self.griffin_lim_iters < 1:
+            raise ConfigError(f"vocoder griffin_lim_iters must be positive, got {self.griffin_lim_iters}")
+        edge_loss = self.phase == "griffinlim" or self.phase_weight > 0
+        if edge_loss and self.crop_frames <= 2 * phase_edge(self.n_fft, self.hop_length) + 1:
+            raise ConfigError(f"the {'magnitude' if self.phase == 'griffinlim' else 'phase'} term leaves out "
+                              f"{phase_edge(self.n_fft, self.hop_length)} frames at each end of a crop: "
+                              f"crop_frames {self.crop_frames} is too short")
         if (self.learning_rate <= 0 or self.input_noise_db < 0 or self.code_noise < 0 or self.mel_weight < 0
                 or self.phase_weight < 0 or self.adversarial_weight < 0):
             raise ConfigError("vocoder learning_rate must be positive; input_noise_db, code_noise, mel_weight, "
@@ -253,8 +288,14 @@ class VocoderNet(nn.Module):
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg.channels, cfg.intermediate, cfg.kernel, 1.0 / cfg.layers)
                                     for _ in range(cfg.layers))
         self.final_norm = nn.LayerNorm(cfg.channels, eps=1e-6)
-        # log-magnitude and phase (offset) per bin, and with integrated_phase the phase advance
-        self.head = nn.Linear(cfg.channels, (cfg.n_fft // 2 + 1) * (3 if cfg.integrated_phase else 2))
+        # log-magnitude per bin, with a learned phase its phase (offset) and, with integrated_phase,
+        # its phase advance
+        self.predicts_phase = cfg.phase == "learned"
+        outputs = (3 if cfg.integrated_phase else 2) if self.predicts_phase else 1
+        self.head = nn.Linear(cfg.channels, (cfg.n_fft // 2 + 1) * outputs)
+        if not self.predicts_phase:  # a magnitude-only vocoder starts at the prior exactly
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def prior(self, frames: torch.Tensor) -> torch.Tensor:
         """Natural-log STFT magnitude (B, 1 + n_fft // 2, T) implied by dB frames (B, n_in, T)."""
@@ -263,14 +304,30 @@ class VocoderNet(nn.Module):
         power = torch.pow(10.0, frames / 10)
         return 0.5 * torch.log(torch.clamp(self.mel_to_bins @ power, min=framing.AMIN))
 
-    def spectrum(self, frames: torch.Tensor) -> torch.Tensor:
-        """Complex STFT (B, 1 + n_fft // 2, T) predicted from dB frames (B, n_in, T)."""
+    def _head(self, frames: torch.Tensor) -> torch.Tensor:
+        """The head's outputs (B, outputs x (1 + n_fft // 2), T) for dB frames (B, n_in, T)."""
         x = (frames - self.in_mean[:, None]) / self.in_scale
         x = self.norm(self.embed(x).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
-        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
-        log_mag, phase, *advance = x.chunk(3 if self.integrated_phase else 2, dim=1)
+        return self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+
+    def log_magnitude(self, frames: torch.Tensor) -> torch.Tensor:
+        """Natural-log STFT magnitude (B, 1 + n_fft // 2, T) of a magnitude-only vocoder
+        (``phase="griffinlim"``), at most ``log(MAX_MAGNITUDE)``."""
+        if self.predicts_phase:
+            raise EncoderError("this vocoder predicts magnitude and phase: use spectrum()")
+        log_mag = self._head(frames)
+        if self.magnitude_prior:
+            log_mag = log_mag + self.prior(frames)
+        return torch.clamp(log_mag, max=math.log(MAX_MAGNITUDE))
+
+    def spectrum(self, frames: torch.Tensor) -> torch.Tensor:
+        """Complex STFT (B, 1 + n_fft // 2, T) predicted from dB frames (B, n_in, T), by a vocoder
+        with a learned phase."""
+        if not self.predicts_phase:
+            raise EncoderError("this vocoder predicts the magnitude only (phase 'griffinlim'): use log_magnitude()")
+        log_mag, phase, *advance = self._head(frames).chunk(3 if self.integrated_phase else 2, dim=1)
         if advance:  # summed in float64 and wrapped: exact enough over an hour of frames
             turns = torch.cumsum(advance[0].double(), dim=2)
             phase = phase + torch.remainder(turns, 2 * math.pi).to(phase.dtype)
@@ -350,9 +407,34 @@ class SpectralLoss(nn.Module):
         return mr + self.mel_weight * mel, {"mrstft": float(mr.detach()), "mel_l1": float(mel.detach())}
 
 
+def magnitude_loss(log_mag_hat: torch.Tensor, mag: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Spectral convergence + L1 log-magnitude of a predicted STFT magnitude against the true one.
+
+    Parameters
+    ----------
+    log_mag_hat : torch.Tensor, (B, bins, T)
+        Predicted natural-log magnitude.
+    mag : torch.Tensor, (B, bins, T)
+        The true magnitude, same analysis.
+
+    Returns
+    -------
+    loss : torch.Tensor, ()
+        Mean over the batch of each crop's spectral convergence, plus the mean absolute
+        difference of the log-magnitudes (both floored at 1e-5, -100 dB).
+    parts : dict
+        ``sc`` and ``log_l1``, floats.
+    """
+    floor = math.log(1e-5)
+    err = (mag - torch.exp(log_mag_hat)).flatten(1)
+    sc = (torch.linalg.norm(err, dim=1) / torch.linalg.norm(mag.flatten(1), dim=1).clamp_min(1e-7)).mean()
+    l1 = F.l1_loss(torch.clamp(log_mag_hat, min=floor), torch.log(mag.clamp_min(1e-5)))
+    return sc + l1, {"sc": float(sc.detach()), "log_l1": float(l1.detach())}
+
+
 def phase_edge(n_fft: int, hop_length: int) -> int:
     """Frames at each end of a crop whose true STFT sees the crop's padding instead of the audio
-    around it (half a window): the phase term leaves them out."""
+    around it (half a window): the phase and magnitude terms leave them out."""
     return math.ceil(n_fft / 2 / hop_length)
 
 
@@ -494,8 +576,14 @@ class LearnedDecoder:
         frames = np.clip(np.nan_to_num(frames, nan=DB_RANGE[0]), *DB_RANGE)
         p = next(self.net.parameters())
         x = torch.from_numpy(np.ascontiguousarray(frames))[None].to(p.device, p.dtype)
-        y = self.net(x, length)[0]
-        return np.nan_to_num(y.float().cpu().numpy()).astype(np.float32)
+        if self.net.predicts_phase:
+            y = self.net(x, length)[0].float().cpu().numpy()
+        else:
+            cfg = self.config
+            mag = torch.exp(self.net.log_magnitude(x))[0].float().cpu().numpy()
+            y = framing.griffin_lim(mag, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_iter=cfg.griffin_lim_iters,
+                                    length=length, seed=cfg.seed)
+        return np.nan_to_num(y).astype(np.float32)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``weights.pt`` into ``folder`` (created)."""
@@ -592,7 +680,7 @@ class _Training:
     cfg: VocoderConfig
     pairs: list                     # (frames, audio) tensors, at least one crop each
     net: VocoderNet
-    loss_fn: "SpectralLoss"
+    loss_fn: "SpectralLoss | None"  # None for a magnitude-only vocoder (magnitude_loss)
     opt: torch.optim.Optimizer
     sched: Any
     gen: torch.Generator            # draws every crop and all input noise
@@ -631,7 +719,7 @@ def train_vocoder(waves: Sequence[np.ndarray], frames: Sequence[np.ndarray], con
     -------
     LearnedDecoder
         With ``history`` (per-epoch ``loss``, ``mrstft``, ``mel_l1``, with ``phase_weight`` ``phase``,
-        and ``seconds``) and ``training``
+        and ``seconds``; a magnitude-only vocoder's ``loss``, ``sc``, ``log_l1``, ``seconds``) and ``training``
         (steps, seconds, audio seconds, device).
     """
     t = _start(waves, frames, config, checkpoint)
@@ -667,7 +755,8 @@ def _start(waves, frames, cfg: VocoderConfig, checkpoint) -> _Training:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, betas=(0.8, 0.99), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate,
                                                 total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.05)
-    t = _Training(cfg, pairs, net, SpectralLoss(cfg).to(device), opt, sched, gen, device,
+    loss_fn = SpectralLoss(cfg).to(device) if net.predicts_phase else None
+    t = _Training(cfg, pairs, net, loss_fn, opt, sched, gen, device,
                   checkpoint=Path(checkpoint) if checkpoint else None)
     if cfg.adversarial:
         t.disc = SpectrogramDiscriminator().to(device)
@@ -675,27 +764,23 @@ def _start(waves, frames, cfg: VocoderConfig, checkpoint) -> _Training:
     return t
 
 
+def _loss_names(cfg: VocoderConfig) -> tuple[str, ...]:
+    """The per-epoch metrics of a training (history keys besides ``epoch`` and ``seconds``)."""
+    if cfg.phase == "griffinlim":
+        return ("loss", "sc", "log_l1")
+    return ("loss", "mrstft", "mel_l1", *(("phase",) if cfg.phase_weight > 0 else ()))
+
+
 def _train_epoch(t: _Training, epoch: int) -> dict | None:
     """``steps_per_epoch`` updates on random crops: the epoch's mean losses, or ``None`` when a
     loss became NaN or infinite."""
     cfg = t.cfg
     t0 = time.perf_counter()
-    sums = {"loss": 0.0, "mrstft": 0.0, "mel_l1": 0.0, **({"phase": 0.0} if cfg.phase_weight > 0 else {})}
+    sums = dict.fromkeys(_loss_names(cfg), 0.0)
     for _ in range(cfg.steps_per_epoch):
         x, y = _batch(t.pairs, cfg, t.gen)
         x, y = x.to(t.device), y.to(t.device)
-        spec = t.net.spectrum(x)
-        y_hat = t.net.waveform(spec, y.shape[-1])
-        loss, parts = t.loss_fn(y_hat, y)
-        if cfg.phase_weight > 0:
-            phase = phase_loss(spec, y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=t.net.window)
-            loss = loss + cfg.phase_weight * phase
-            parts["phase"] = float(phase.detach())
-        if t.disc is not None:
-            t.opt_d.zero_grad(set_to_none=True)
-            _discriminator_loss(t.disc, y_hat, y).backward()
-            t.opt_d.step()
-            loss = loss + cfg.adversarial_weight * _adversarial_terms(t.disc, y_hat, y)
+        loss, parts = _waveform_loss(t, x, y) if t.net.predicts_phase else _magnitude_loss(t, x, y)
         if not optimizer_step(loss, t.opt, t.sched, t.net.parameters()):
             return None
         sums["loss"] += float(loss.detach())
@@ -707,6 +792,34 @@ def _train_epoch(t: _Training, epoch: int) -> dict | None:
     return {"epoch": epoch + 1, **{k: v / cfg.steps_per_epoch for k, v in sums.items()}, "seconds": dt}
 
 
+def _waveform_loss(t: _Training, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """A learned phase: the spectral losses of the rendered crops (+ the phase term, and with
+    ``adversarial`` one discriminator step and the generator's terms)."""
+    cfg = t.cfg
+    spec = t.net.spectrum(x)
+    y_hat = t.net.waveform(spec, y.shape[-1])
+    loss, parts = t.loss_fn(y_hat, y)
+    if cfg.phase_weight > 0:
+        phase = phase_loss(spec, y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=t.net.window)
+        loss = loss + cfg.phase_weight * phase
+        parts["phase"] = float(phase.detach())
+    if t.disc is not None:
+        t.opt_d.zero_grad(set_to_none=True)
+        _discriminator_loss(t.disc, y_hat, y).backward()
+        t.opt_d.step()
+        loss = loss + cfg.adversarial_weight * _adversarial_terms(t.disc, y_hat, y)
+    return loss, parts
+
+
+def _magnitude_loss(t: _Training, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """A magnitude-only vocoder: :func:`magnitude_loss` against the crops' own STFT magnitude,
+    leaving out the frames at each end that see the crop's edge instead of the audio around it."""
+    n_frames, e = x.shape[-1], phase_edge(t.cfg.n_fft, t.cfg.hop_length)
+    mag = torch.stft(y, t.cfg.n_fft, hop_length=t.cfg.hop_length, window=t.net.window, center=True,
+                     return_complex=True).abs()[..., :n_frames]
+    return magnitude_loss(t.net.log_magnitude(x)[..., e:n_frames - e], mag[..., e:n_frames - e])
+
+
 def _end_epoch(t: _Training, metrics: dict) -> None:
     """Record the epoch and save the checkpoint (before anything is reported: an interruption
     loses no finished epoch), then the bar and the log line."""
@@ -716,7 +829,7 @@ def _end_epoch(t: _Training, metrics: dict) -> None:
                                   "seconds": t.spent, "rng": rng_state(t.gen),
                                   **state_dicts(model=t.net, optimizer=t.opt, scheduler=t.sched,
                                                 discriminator=t.disc, optimizer_d=t.opt_d)})
-    keys = [k for k in ("loss", "mrstft", "mel_l1", "phase") if k in metrics]
+    keys = _loss_names(t.cfg)
     t.bar.set_postfix({k: f"{metrics[k]:.3f}" for k in keys})
     if t.log is not None:
         t.log(f"epoch {metrics['epoch']}/{t.cfg.epochs} " + " ".join(f"{k} {metrics[k]:.4f}" for k in keys))

@@ -266,22 +266,24 @@ def test_code_noise_trains_on_noisy_codes_of_the_stated_size(encoder, clips):
         make_encoder("pca", dim=8, decoder_code_noise=-1)
 
 
-@pytest.mark.parametrize("version, lacks", [(1, ("magnitude_prior", "phase_prior", "integrated_phase")),
-                                             (2, ("phase_prior", "integrated_phase"))])
+@pytest.mark.parametrize("version, lacks", [(1, ("magnitude_prior", "phase_prior", "integrated_phase", "phase_weight")),
+                                             (2, ("phase_prior", "integrated_phase", "phase_weight")),
+                                             (3, ())])
 def test_older_vocoders_load_as_they_were_trained(tmp_path, clips, version, lacks):
-    """A version-1 config lacks the magnitude prior, version 2 the phase options: their absence
-    means off (the defaults of their day), whatever today's defaults are."""
+    """A version-1 config lacks the magnitude prior, version 2 the phase options, version 3 the
+    phase's source: their absence means what it meant then (off; a learned phase), whatever
+    today's defaults are."""
     enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
     enc.fit_decoder(clips, config=enc.vocoder_config(**TINY, magnitude_prior=version > 1, phase_prior=False,
                                                      integrated_phase=False))
     folder = enc.learned_decoder.save(tmp_path / "old")
     meta = json.loads((folder / "config.json").read_text())
-    for field in (*lacks, "phase_weight"):
+    for field in (*lacks, "phase", "griffin_lim_iters"):
         del meta["config"][field]
     meta["format_version"] = version
     (folder / "config.json").write_text(json.dumps(meta))
     back = LearnedDecoder.load(folder)
-    assert back.config.magnitude_prior is (version > 1)
+    assert back.config.phase == "learned" and back.config.magnitude_prior is (version > 1)
     assert not back.config.phase_prior and not back.config.integrated_phase
     frames = enc.decode(enc.encode(clips[0]))[:enc.core_dims]
     np.testing.assert_array_equal(back.render(frames), enc.learned_decoder.render(frames))
@@ -342,3 +344,61 @@ def test_integrated_phase_sums_the_predicted_advance_over_frames(tmp_path, encod
     np.testing.assert_array_equal(back.render(f), dec.render(f))
     with pytest.raises(EncoderError, match="crop_frames 5 is too short"):
         enc.vocoder_config(**{**TINY, "crop_frames": 5}, phase_weight=1.0)
+
+
+def test_a_magnitude_only_vocoder_learns_the_magnitude_and_griffin_lim_its_phase(tmp_path, encoder, clips):
+    """``phase="griffinlim"``: untrained it is the prior exactly; it trains on the magnitude alone
+    (spectral convergence falls), renders Griffin-Lim of its magnitude, saves and loads, resumes."""
+    from genaudio.encoders.framing import griffin_lim
+    from genaudio.encoders.vocoder import DB_RANGE, VocoderConfig
+
+    frames = encoder.input_frames(clips[0])[:encoder.core_dims]
+    x = torch.from_numpy(frames)[None]
+    net = VocoderNet(VocoderConfig(n_mels=64, phase="griffinlim", **{k: v for k, v in TINY.items() if k != "device"}))
+    with torch.no_grad():
+        torch.testing.assert_close(net.log_magnitude(x), net.prior(x))
+    with pytest.raises(EncoderError, match="magnitude only"):
+        net.spectrum(x)
+
+    cfg = encoder.vocoder_config(**TINY, phase="griffinlim", griffin_lim_iters=8)
+    enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
+    enc.fit_decoder(clips, config=cfg)
+    dec = enc.learned_decoder
+    assert [set(h) for h in dec.history] == [{"epoch", "loss", "sc", "log_l1", "seconds"}] * 4
+    assert dec.history[-1]["sc"] < dec.history[0]["sc"]
+    decoded = np.clip(enc.decode(enc.encode(clips[0]))[:enc.core_dims], *DB_RANGE)  # as render clips them
+    with torch.no_grad():
+        mag = torch.exp(dec.net.log_magnitude(torch.from_numpy(decoded)[None]))[0].numpy()
+    y = dec.render(decoded, length=len(clips[0]))
+    # (float rounding of the network's convolutions differs from call to call by ~1e-6)
+    np.testing.assert_allclose(y, griffin_lim(mag, n_fft=1024, hop_length=256, n_iter=8, length=len(clips[0])),
+                               atol=1e-4)
+    np.testing.assert_array_equal(enc.reconstruct(clips[0]), y)
+
+    back = load_encoder(enc.save(tmp_path / "enc"))
+    assert back.learned_decoder.config == cfg
+    np.testing.assert_array_equal(back.reconstruct(clips[0]), y)
+
+    ck = tmp_path / "mag.pt"
+    f = [enc.decode(enc.encode(c))[:enc.core_dims] for c in clips]
+    full = train_vocoder(clips, f, cfg)
+
+    def stop_after_one(line):
+        if line.startswith("epoch 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_vocoder(clips, f, cfg, checkpoint=ck, log=stop_after_one)
+    resumed = train_vocoder(clips, f, cfg, checkpoint=ck)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    torch.testing.assert_close(resumed.net.head.weight, full.net.head.weight, rtol=0, atol=0)
+
+
+def test_the_phase_source_is_validated_once_in_the_config(encoder):
+    with pytest.raises(EncoderError, match="phase must be one of learned, griffinlim"):
+        encoder.vocoder_config(phase="vocos")
+    with pytest.raises(EncoderError, match="adversarial term .* needs phase 'learned'"):
+        encoder.vocoder_config(phase="griffinlim", adversarial=True)
+    with pytest.raises(EncoderError, match="magnitude term leaves out 2 frames"):
+        encoder.vocoder_config(phase="griffinlim", crop_frames=5)
+    assert make_encoder("pca", dim=8, griffin_lim_iters=16).vocoder_config().griffin_lim_iters == 16
