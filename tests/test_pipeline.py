@@ -25,6 +25,8 @@ def test_printed_defaults_are_the_defaults():
     data = yaml.safe_load(defaults_yaml())
     assert set(data) == {"extract", "analyze", "encode", "search", "review"}
     assert load_pipeline_config(data) == PipelineConfig()
+    # spectral encoders get a learned decoder by default (a magnitude vocoder, Griffin-Lim's phase)
+    assert data["encode"]["decoder"] == "learned" and data["encode"]["decoder_phase"] == "griffinlim"
 
 
 def test_print_defaults_cli_has_comments():
@@ -60,6 +62,8 @@ def test_pipeline_end_to_end_then_rerun_skips(tmp_path, six_sample_files):
     # checks the wiring, not the search
     cfg = load_pipeline_config({**yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()),
                                 "extract": {"segment": {"seconds": 2.0}},
+                                # the learned default decoder trains a vocoder: tests/encoders/test_vocoder.py
+                                "encode": {"kind": "pca", "dim": 16, "decoder": "griffinlim"},
                                 "analyze": {"permutation_repeats": 1, "folds": 2, "embedding": "pca"},
                                 "search": {"trials": 2, "epochs": 1, "judge_clips": 5,
                                            "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16},

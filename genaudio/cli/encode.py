@@ -36,13 +36,13 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--hidden", default=128, show_default=True, type=int, help="Autoencoder hidden channels.")
 @click.option("--device", default="auto", show_default=True,
               help="Autoencoder and learned-decoder device: auto, cpu, cuda[:N].")
-@click.option("--decoder", default="griffinlim", show_default=True,
-              type=click.Choice(["learned", "griffinlim"]),
+@click.option("--decoder", default=None, type=click.Choice(["learned", "griffinlim"]),
               help="Audio decoder of spectral encoders: learned trains a vocoder (core frames -> audio) on "
-                   "the training audio; griffinlim guesses the phase (no training). Without a trained "
-                   "vocoder an encoder always falls back to Griffin-Lim.")
-@click.option("--decoder-epochs", default=12, show_default=True, type=int,
-              help="Learned decoder: training epochs (50 steps each).")
+                   "the training audio; griffinlim guesses the phase from the codes' own magnitude (no "
+                   "training). Without a trained vocoder an encoder always falls back to Griffin-Lim. "
+                   "[default: EncoderConfig's]")
+@click.option("--decoder-epochs", default=None, type=click.IntRange(min=1),
+              help="Learned decoder: training epochs (50 steps each). [default: EncoderConfig's]")
 @click.option("--decoder-phase", default=None, type=click.Choice(["griffinlim", "learned"]),
               help="Learned decoder: where its phase comes from. griffinlim: it learns the magnitude only and "
                    "Griffin-Lim finds the phase (best spectral convergence and LSD; Griffin-Lim's speed); "
@@ -104,10 +104,10 @@ def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten,
         raise ConfigError("--encoder mel uses --core log_mel")
     opts = dict(core=core, groups=_csv(groups), precision=precision, downsample=downsample,
                 pca={"whiten": whiten}, autoencoder={"epochs": epochs, "hidden": hidden},
-                device=device, decoder=decoder, decoder_epochs=decoder_epochs,
-                decoder_code_noise=decoder_code_noise, sample_rate=sample_rate, n_fft=n_fft,
+                device=device, decoder_code_noise=decoder_code_noise, sample_rate=sample_rate, n_fft=n_fft,
                 hop_length=hop_length, n_mels=n_mels if kind != "mel" else dim, seed=seed,
-                **({"decoder_phase": decoder_phase} if decoder_phase else {}))
+                **{k: v for k, v in (("decoder", decoder), ("decoder_epochs", decoder_epochs),
+                                     ("decoder_phase", decoder_phase)) if v is not None})
     cfg = make_encoder(kind, dim=dim, **opts).config
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     if sweep_spec:

@@ -176,8 +176,8 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
                decoder_from: str | os.PathLike | None = None, log: Log = _quiet) -> dict:
     """Fit an encoder on the training files, encode every segment, measure held-out files, write ENC.
 
-    With ``config.decoder == "learned"`` a vocoder is trained on the training segments' audio
-    (:meth:`~genaudio.encoders.base.Encoder.fit_decoder`); ``decoder_from`` (a vocoder, encoder or
+    With ``config.decoder == "learned"`` a spectral encoder gets a vocoder trained on the training
+    segments' audio (:meth:`~genaudio.encoders.base.Encoder.fit_decoder`); ``decoder_from`` (a vocoder, encoder or
     encoded-store folder, see :func:`~genaudio.encoders.vocoder.load_decoder`) reuses a trained one
     instead. Otherwise the encoder decodes with Griffin-Lim.
 
@@ -193,8 +193,10 @@ def run_encode(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, conf
     t0 = time.perf_counter()
     tmp = _prepare_out(out, overwrite)
     try:
-        # a learned decoder trains on audio: a features store's segments are decoded again
-        learned = config.decoder == "learned" and decoder_from is None
+        # a learned decoder trains on audio: a features store's segments are decoded again. Only a
+        # spectral core has one to learn (mu-law and core-less encoders keep their own decoder)
+        learned = (config.decoder == "learned" and decoder_from is None
+                   and make_encoder(config=config).can_learn_decoder)
         segs, cfg = _load(inputs, config, need_audio=learned, max_segments=max_segments, progress=progress,
                           log=log, segment_seconds=segment_seconds)
         test = split_by_file(segs.ids["file_id"], holdout=holdout, seed=cfg.seed)

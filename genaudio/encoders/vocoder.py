@@ -116,14 +116,17 @@ class VocoderConfig:
         phase for it (``griffin_lim_iters`` iterations, as fast as the Griffin-Lim decoder): the
         network learns what the codes lose of the magnitude, from the frames around each one, and
         is the only decoder here that beats Griffin-Lim from the codes' own magnitude on spectral
-        convergence and LSD (docs/encoders.md, "A learned magnitude"). The phase options below and
-        ``mel_weight`` apply to ``"learned"`` only.
+        convergence and LSD (docs/encoders.md, "Fourth run"); the default since format version 4.
+        The phase options below, ``mel_weight`` and ``adversarial`` apply to ``"learned"`` only.
     griffin_lim_iters : int
         Griffin-Lim iterations of ``phase="griffinlim"`` (:func:`genaudio.encoders.framing.griffin_lim`).
     channels, intermediate, layers, kernel : int
         ConvNeXt width, hidden width of its pointwise MLP, number of blocks, depthwise kernel size.
-        The default (128, 384, 6, 7) has 0.92 M parameters (log_mel 128, integrated phase); Vocos's
-        published size is (512, 1536, 8, 7), 13.5 M.
+        The default (128, 384, 6, 7) has 0.78 M parameters with ``phase="griffinlim"`` and 0.92 M
+        with the integrated phase (log_mel 128); Vocos's published size is (512, 1536, 8, 7), 13.5 M.
+        Measured on one CPU core (an hour of real music): the default magnitude-only vocoder, 600
+        steps in ~2 min; (256, 768, 6, 7), 2.7 M, 2,000 steps in 16 min, a little closer to real
+        music by the judge (docs/encoders.md, "Fourth run"). Larger ones are for GPUs.
     epochs, steps_per_epoch, batch_size, crop_frames : int
         Training length: ``epochs * steps_per_epoch`` optimiser steps on batches of
         ``batch_size`` random crops of ``crop_frames`` frames (64 frames = 0.74 s at hop 256, 22.05 kHz).
@@ -179,7 +182,7 @@ class VocoderConfig:
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 128
-    phase: str = "learned"
+    phase: str = "griffinlim"
     griffin_lim_iters: int = 64
     channels: int = 128
     intermediate: int = 384

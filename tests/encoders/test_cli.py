@@ -13,7 +13,10 @@ from genaudio.encoders import load_encoder, read_codes
 
 
 def _run(*args):
-    return CliRunner().invoke(main, ["encode", *map(str, args), "-q"], catch_exceptions=False)
+    """`genaudio encode ARGS` with Griffin-Lim: the default learned decoder (a vocoder training) is
+    tested in tests/encoders/test_vocoder.py."""
+    return CliRunner().invoke(main, ["encode", *map(str, args), "--decoder", "griffinlim", "-q"],
+                              catch_exceptions=False)
 
 
 def test_encode_a_features_store(tmp_path, features_store):
@@ -76,7 +79,7 @@ def test_bad_input_is_one_clear_line(tmp_path, features_store):
         ([features_store, "--encoder", "mel", "--core", "log_stft"], "mel uses"),
     ]:
         out = tmp_path / "o"
-        r = CliRunner().invoke(main, ["encode", *map(str, args), "--out", str(out), "-q"])
+        r = CliRunner().invoke(main, ["encode", *map(str, args), "--decoder", "griffinlim", "--out", str(out), "-q"])
         assert r.exit_code == 2, (args, r.output)
         assert msg in r.output and "Traceback" not in r.output, r.output
         assert not out.exists() or not any(out.iterdir())

@@ -20,9 +20,10 @@ from genaudio.errors import EncoderError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SR = 22050
-# a vocoder small enough to train in a second or two on a CPU
+# a vocoder small enough to train in a second or two on a CPU; most tests here are of the learned
+# phase (the magnitude-only default has its own, at the end)
 TINY = dict(channels=32, intermediate=64, layers=2, epochs=4, steps_per_epoch=4, batch_size=4, crop_frames=16,
-            learning_rate=3e-3, device="cpu")
+            learning_rate=3e-3, device="cpu", phase="learned")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -155,7 +156,7 @@ def test_encode_cli_reuses_or_trains_a_learned_decoder(tmp_path, features_store,
     r = CliRunner().invoke(main, ["encode", str(features_store), "--decoder-from", str(tmp_path / "voc40"),
                                   "--out", str(tmp_path / "enc2"), "-q"])
     assert r.exit_code != 0 and "error:" in r.output and "n_mels" in r.output and "Traceback" not in r.output
-    # --decoder griffinlim (the default) writes no vocoder
+    # --decoder griffinlim writes no vocoder
     r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder", "griffinlim",
                                   "--wav-pairs", "0", "--out", str(tmp_path / "enc3"), "-q"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -166,8 +167,9 @@ def test_encode_cli_reuses_or_trains_a_learned_decoder(tmp_path, features_store,
 @pytest.mark.slow
 def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     out = tmp_path / "enc"
-    r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder", "learned",
-                                  "--decoder-epochs", "1", "--decoder-code-noise", "0.3", "--device", "cpu",
+    # the default: a learned decoder, magnitude only (Griffin-Lim's phase)
+    r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder-epochs", "1",
+                                  "--decoder-code-noise", "0.3", "--device", "cpu",
                                   "--wav-pairs", "1", "--out", str(out), "-q"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -175,6 +177,7 @@ def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     assert not (out / "decoder_checkpoint.pt").exists()
     enc = load_encoder(out)
     assert enc.decoder_name == "learned" and enc.learned_decoder.config.epochs == 1
+    assert enc.learned_decoder.config.phase == enc.config.decoder_phase == "griffinlim"
     assert enc.learned_decoder.config.code_noise == enc.config.decoder_code_noise == 0.3
 
 
@@ -354,13 +357,13 @@ def test_a_magnitude_only_vocoder_learns_the_magnitude_and_griffin_lim_its_phase
 
     frames = encoder.input_frames(clips[0])[:encoder.core_dims]
     x = torch.from_numpy(frames)[None]
-    net = VocoderNet(VocoderConfig(n_mels=64, phase="griffinlim", **{k: v for k, v in TINY.items() if k != "device"}))
+    net = VocoderNet(VocoderConfig(n_mels=64, **{**TINY, "phase": "griffinlim", "device": "cpu"}))
     with torch.no_grad():
         torch.testing.assert_close(net.log_magnitude(x), net.prior(x))
     with pytest.raises(EncoderError, match="magnitude only"):
         net.spectrum(x)
 
-    cfg = encoder.vocoder_config(**TINY, phase="griffinlim", griffin_lim_iters=8)
+    cfg = encoder.vocoder_config(**{**TINY, "phase": "griffinlim", "griffin_lim_iters": 8})
     enc = make_encoder("pca", dim=8, n_mels=64, device="cpu").fit(clips)
     enc.fit_decoder(clips, config=cfg)
     dec = enc.learned_decoder
@@ -395,6 +398,10 @@ def test_a_magnitude_only_vocoder_learns_the_magnitude_and_griffin_lim_its_phase
 
 
 def test_the_phase_source_is_validated_once_in_the_config(encoder):
+    """The defaults: a learned decoder, magnitude only. A wrong phase is one config error."""
+    from genaudio.encoders.vocoder import VocoderConfig
+
+    assert VocoderConfig().phase == "griffinlim" and make_encoder("pca").config.decoder == "learned"
     with pytest.raises(EncoderError, match="phase must be one of learned, griffinlim"):
         encoder.vocoder_config(phase="vocos")
     with pytest.raises(EncoderError, match="adversarial term .* needs phase 'learned'"):
