@@ -423,14 +423,14 @@ def magnitude_loss(log_mag_hat: torch.Tensor, mag: torch.Tensor) -> tuple[torch.
     Returns
     -------
     loss : torch.Tensor, ()
-        Mean over the batch of each crop's spectral convergence, plus the mean absolute
+        The batch's spectral convergence (over all its crops at once, as :class:`SpectralLoss`:
+        one near-silent crop's own would be huge and swamp the step), plus the mean absolute
         difference of the log-magnitudes (both floored at 1e-5, -100 dB).
     parts : dict
         ``sc`` and ``log_l1``, floats.
     """
     floor = math.log(1e-5)
-    err = (mag - torch.exp(log_mag_hat)).flatten(1)
-    sc = (torch.linalg.norm(err, dim=1) / torch.linalg.norm(mag.flatten(1), dim=1).clamp_min(1e-7)).mean()
+    sc = torch.linalg.norm(mag - torch.exp(log_mag_hat)) / torch.linalg.norm(mag).clamp_min(1e-7)
     l1 = F.l1_loss(torch.clamp(log_mag_hat, min=floor), torch.log(mag.clamp_min(1e-5)))
     return sc + l1, {"sc": float(sc.detach()), "log_l1": float(l1.detach())}
 

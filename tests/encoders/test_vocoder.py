@@ -409,3 +409,18 @@ def test_the_phase_source_is_validated_once_in_the_config(encoder):
     with pytest.raises(EncoderError, match="magnitude term leaves out 2 frames"):
         encoder.vocoder_config(phase="griffinlim", crop_frames=5)
     assert make_encoder("pca", dim=8, griffin_lim_iters=16).vocoder_config().griffin_lim_iters == 16
+
+
+def test_the_magnitude_loss_is_not_swamped_by_a_silent_crop():
+    """Spectral convergence over the batch: a near-silent crop (a file's silent start) adds its
+    tiny error, not its own huge relative one (a crop's own SC was ~1e4 and blew up training)."""
+    from genaudio.encoders.vocoder import magnitude_loss
+
+    gen = torch.Generator().manual_seed(0)
+    mag = torch.rand(2, 513, 20, generator=gen) + 0.1
+    mag[1] = 1e-9
+    too_loud = torch.log(mag.clamp_min(1e-5)) + 0.1  # 10 % too loud everywhere
+    loss, parts = magnitude_loss(too_loud, mag)
+    assert parts["sc"] == pytest.approx(0.105, abs=0.01)
+    assert parts["log_l1"] == pytest.approx((0.1 + 0.1) / 2, abs=0.01)  # the silent crop sits at the floor
+    assert float(loss) == pytest.approx(parts["sc"] + parts["log_l1"], rel=1e-5)
