@@ -76,8 +76,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing ENC folder (only genaudio encode output).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def command(inputs, out, kind, dim, core, groups, precision, downsample, whiten, epochs, hidden, device,
-            decoder, decoder_epochs, decoder_phase, decoder_code_noise, decoder_from, sample_rate, n_fft, hop_length, n_mels,
-            segment_seconds, holdout, max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
+            decoder, decoder_epochs, decoder_phase, decoder_code_noise, decoder_from, sample_rate, n_fft, hop_length,
+            n_mels, segment_seconds, holdout, max_segments, wav_pairs, seed, sweep_spec, encoders, overwrite, quiet):
     """Encode audio into compact codes with a decoder back to sound.
 
     INPUTS is a features store (`genaudio extract` output; its analysis settings are used and

@@ -137,7 +137,8 @@ class EncoderConfig:
     seed : int
         Seeds training and Griffin-Lim's initial phase.
     griffin_lim_iters : int
-        Griffin-Lim iterations of ``to_audio`` (when no learned decoder is trained).
+        Griffin-Lim iterations of ``to_audio``: of the Griffin-Lim decoder, and of a magnitude-only
+        learned decoder's phase (``decoder_phase="griffinlim"``).
     decoder : {"learned", "griffinlim"}
         The audio decoder ``genaudio encode`` and the pipeline give a spectral encoder:
         ``"learned"`` (the default) trains a vocoder on the training audio

@@ -38,8 +38,8 @@ predictable from the frames around it than the codes of one frame say, so the ne
 part of what the encoder lost; Griffin-Lim then sits at that better magnitude, as it sits at the
 codes' own magnitude without it.
 
-Training (:func:`train_vocoder`), learned phase: random crops of ``crop_frames`` frames and the matching audio;
-loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128, 1024/256,
+Training (:func:`train_vocoder`), learned phase: random crops of ``crop_frames`` frames and the
+matching audio; loss = multi-resolution STFT (spectral convergence + L1 log-magnitude at 512/128, 1024/256,
 2048/512, the Parallel WaveGAN loss) + ``mel_weight`` x L1 between log-mel spectrograms
 (+ ``phase_weight`` x :func:`phase_loss`, group delay and instantaneous frequency). Input
 frames get Gaussian noise of ``input_noise_db`` dB so the vocoder tolerates the slightly wrong
