@@ -46,7 +46,8 @@ def _csv(value: str | None) -> tuple[str, ...]:
 @click.option("--decoder-phase", default=None, type=click.Choice(["griffinlim", "learned"]),
               help="Learned decoder: where its phase comes from. griffinlim: it learns the magnitude only and "
                    "Griffin-Lim finds the phase (best spectral convergence and LSD; Griffin-Lim's speed); "
-                   "learned: it predicts the phase too (~100x faster to decode). [default: EncoderConfig's]")
+                   "learned: it predicts the phase too (~20x faster to decode, behind on both). "
+                   "[default: EncoderConfig's]")
 @click.option("--decoder-code-noise", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Learned decoder: train it on codes with this much Gaussian noise (x each code dimension's "
                    "std), so that it decodes a model's generated codes, which carry the model's sampling "

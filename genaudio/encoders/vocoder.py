@@ -223,8 +223,8 @@ class VocoderConfig:
             raise ConfigError(f"vocoder phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
         if self.phase == "griffinlim" and self.adversarial:
             raise ConfigError("the adversarial term trains a vocoder's waveform: it needs phase 'learned'")
-        if self.griffin_lim_iters < 1:
-            raise ConfigError(f"vocoder griffin_lim_iters must be positive, got {self.griffin_lim_iters}")
+        if self.griffin_lim_iters < 0:
+            raise ConfigError(f"vocoder griffin_lim_iters must be >= 0, got {self.griffin_lim_iters}")
         edge_loss = self.phase == "griffinlim" or self.phase_weight > 0
         if edge_loss and self.crop_frames <= 2 * phase_edge(self.n_fft, self.hop_length) + 1:
             raise ConfigError(f"the {'magnitude' if self.phase == 'griffinlim' else 'phase'} term leaves out "
