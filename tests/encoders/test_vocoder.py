@@ -169,7 +169,7 @@ def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     out = tmp_path / "enc"
     # the default: a learned decoder, magnitude only (Griffin-Lim's phase)
     r = CliRunner().invoke(main, ["encode", str(features_store), "--dim", "8", "--decoder-epochs", "1",
-                                  "--decoder-code-noise", "0.3", "--device", "cpu",
+                                  "--decoder-code-noise", "0.3", "--griffin-lim-iters", "16", "--device", "cpu",
                                   "--wav-pairs", "1", "--out", str(out), "-q"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -178,6 +178,7 @@ def test_encode_cli_trains_a_learned_decoder(tmp_path, features_store):
     enc = load_encoder(out)
     assert enc.decoder_name == "learned" and enc.learned_decoder.config.epochs == 1
     assert enc.learned_decoder.config.phase == enc.config.decoder_phase == "griffinlim"
+    assert enc.learned_decoder.config.griffin_lim_iters == enc.config.griffin_lim_iters == 16
     assert enc.learned_decoder.config.code_noise == enc.config.decoder_code_noise == 0.3
 
 
