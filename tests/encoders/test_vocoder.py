@@ -26,6 +26,18 @@ TINY = dict(channels=32, intermediate=64, layers=2, epochs=4, steps_per_epoch=4,
             learning_rate=3e-3, device="cpu", phase="learned")
 
 
+class Interrupted(Exception):
+    """A training stopped mid-way by its log callback (:func:`stop_after`)."""
+
+
+def stop_after(epoch: int):
+    """A ``log`` callback for train_vocoder that interrupts it once ``epoch`` is checkpointed."""
+    def log(line):
+        if line.startswith(f"epoch {epoch}/"):
+            raise Interrupted
+    return log
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """One intra-op thread: on a loaded 2-core machine two threads spin and run ~20x slower."""
@@ -91,16 +103,9 @@ def test_checkpoint_resumes_an_interrupted_training_exactly(tmp_path, encoder, c
     frames = [encoder.input_frames(y)[:encoder.core_dims] for y in clips]
     full = train_vocoder(clips, frames, cfg)
 
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_two(line):
-        if line.startswith("epoch 2/"):
-            raise Interrupted
-
     ck = tmp_path / "voc.pt"
     with pytest.raises(Interrupted):
-        train_vocoder(clips, frames, cfg, checkpoint=ck, log=stop_after_two)
+        train_vocoder(clips, frames, cfg, checkpoint=ck, log=stop_after(2))
     assert torch.load(ck, weights_only=True)["epoch"] == 2
     resumed = train_vocoder(clips, frames, cfg, checkpoint=ck)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
@@ -387,15 +392,8 @@ def test_a_magnitude_only_vocoder_learns_the_magnitude_and_griffin_lim_its_phase
     f = [enc.decode(enc.encode(c))[:enc.core_dims] for c in clips]
     full = train_vocoder(clips, f, cfg)
 
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_one(line):
-        if line.startswith("epoch 1/"):
-            raise Interrupted
-
     with pytest.raises(Interrupted):
-        train_vocoder(clips, f, cfg, checkpoint=ck, log=stop_after_one)
+        train_vocoder(clips, f, cfg, checkpoint=ck, log=stop_after(1))
     resumed = train_vocoder(clips, f, cfg, checkpoint=ck)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
     torch.testing.assert_close(resumed.net.head.weight, full.net.head.weight, rtol=0, atol=0)
