@@ -40,18 +40,18 @@ def _csv(value: str | None) -> tuple[str, ...]:
               help="Audio decoder of spectral encoders: learned trains a vocoder (core frames -> audio) on "
                    "the training audio; griffinlim guesses the phase from the codes' own magnitude (no "
                    "training). Without a trained vocoder an encoder always falls back to Griffin-Lim. "
-                   "[default: EncoderConfig's]")
+                   "[default: learned]")
 @click.option("--decoder-epochs", default=None, type=click.IntRange(min=1),
-              help="Learned decoder: training epochs (50 steps each). [default: EncoderConfig's]")
+              help="Learned decoder: training epochs (50 steps each). [default: 12]")
 @click.option("--decoder-phase", default=None, type=click.Choice(["griffinlim", "learned"]),
               help="Learned decoder: where its phase comes from. griffinlim: it learns the magnitude only and "
                    "Griffin-Lim finds the phase (best spectral convergence and LSD; Griffin-Lim's speed); "
                    "learned: it predicts the phase too (~20x faster to decode, behind on both). "
-                   "[default: EncoderConfig's]")
+                   "[default: griffinlim]")
 @click.option("--griffin-lim-iters", default=None, type=click.IntRange(min=0),
               help="Griffin-Lim iterations, of the griffinlim decoder and of the learned magnitude's phase (16 "
                    "with the learned magnitude still beat 64 plain ones on real music, decoding 4x faster; "
-                   "docs/encoders.md). [default: EncoderConfig's, 64]")
+                   "docs/encoders.md). [default: 64]")
 @click.option("--decoder-code-noise", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Learned decoder: train it on codes with this much Gaussian noise (x each code dimension's "
                    "std), so that it decodes a model's generated codes, which carry the model's sampling "

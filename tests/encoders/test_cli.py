@@ -89,3 +89,16 @@ def test_bad_input_is_one_clear_line(tmp_path, features_store):
     r = CliRunner().invoke(main, ["encode", str(features_store), "--out", str(junk), "--overwrite", "-q"])
     assert r.exit_code == 2 and "not overwriting" in r.output
     assert (junk / "notes.txt").read_text() == "mine"
+
+
+def test_help_states_encoder_config_defaults():
+    """The decoder options default to None (EncoderConfig decides); their help says its values."""
+    import click
+
+    from genaudio.encoders import EncoderConfig
+
+    command = main.get_command(click.Context(main), "encode")
+    helps = {p.name: p.help for p in command.params}
+    defaults = EncoderConfig()
+    for name in ("decoder", "decoder_epochs", "decoder_phase", "griffin_lim_iters"):
+        assert helps[name].endswith(f"[default: {getattr(defaults, name)}]"), name
