@@ -85,29 +85,34 @@ def small_store(tmp_path_factory, six_sample_files) -> Path:
 
 
 # tiny models, a small judge (5 clips of the 2-s segments, 16 Griffin-Lim iterations), two families,
-# one optional feature group: the search configuration of every real search in the tests
+# one optional feature group, Griffin-Lim decoders (the session's `small_search` trains learned
+# ones): the search configuration of every real search in the tests
 TINY_SEARCH = """\
 trials: {trials}
 epochs: {epochs}
 cpus_per_trial: 1
 max_failures: 1
 judge_clips: 5
+decoder_minutes: 0.5
 space:
   features: {{optional: [tonal]}}
-  encoder: {{kind: [pca], dim: 8, griffin_lim_iters: 16}}
+  encoder: {{kind: [pca], dim: 8, griffin_lim_iters: 16, {decoder}}}
   model: {{family: [lstm, gan]}}
   lstm: {{layers: 1, hidden: [16, 32], context: 8}}
   gan: {{family: [conv], latent: 8, loss: ns, channels: 16, patch: 16}}
   train: {{lr: {{low: 1.0e-3, high: 1.0e-2, log: true}}, batch_size: 8, steps_per_epoch: 3}}
 """
+GRIFFIN_LIM = "decoder: griffinlim"
+TINY_LEARNED_DECODER = "decoder: learned, decoder_epochs: 1"
 
 
 @pytest.fixture(scope="session")
 def small_search(tmp_path_factory, small_store) -> Path:
     """A finished real search RUN of `small_store` made once per session with `genaudio search`:
-    5 trials of 3 epochs (ASHA stops some at epoch 1). The search and review tests read it."""
+    5 trials of 3 epochs (ASHA stops some at epoch 1), each encoder with a tiny learned decoder
+    (50 steps on 15 training segments). The search and review tests read it."""
     root = tmp_path_factory.mktemp("small_search")
-    (root / "tiny.yaml").write_text(TINY_SEARCH.format(trials=5, epochs=3))
+    (root / "tiny.yaml").write_text(TINY_SEARCH.format(trials=5, epochs=3, decoder=TINY_LEARNED_DECODER))
     proc = subprocess.run([sys.executable, "-m", "genaudio", "search", str(small_store), "--out", str(root / "run"),
                            "--config", str(root / "tiny.yaml"), "--num-cpus", "2", "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)

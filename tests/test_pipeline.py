@@ -66,7 +66,8 @@ def test_pipeline_end_to_end_then_rerun_skips(tmp_path, six_sample_files):
                                 "encode": {"kind": "pca", "dim": 16, "decoder": "griffinlim"},
                                 "analyze": {"permutation_repeats": 1, "folds": 2, "embedding": "pca"},
                                 "search": {"trials": 2, "epochs": 1, "judge_clips": 5,
-                                           "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16},
+                                           "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16,
+                                                                 "decoder": "griffinlim"},
                                                      "model": {"family": ["lstm"]},
                                                      "lstm": {"layers": [1], "hidden": [16], "context": [8]}}},
                                 "review": {"top": 2, "clips": 1, "seconds": 2.0}})

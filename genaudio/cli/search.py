@@ -30,6 +30,9 @@ import click
               help="Clips the judge generates per judged epoch, and real clips per reference half (default 16).")
 @click.option("--judge-seconds", type=click.FloatRange(min=0.5),
               help="Length of judged clips (default 5 s, or the store's segment length when shorter).")
+@click.option("--decoder-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Minutes of training-file audio each encoder's learned decoder trains on (default 20; "
+                   "--set space.encoder.decoder=griffinlim trains none).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="Any search option, also of the space, e.g. --set grace_period=2 "
                    "--set space.lstm.hidden=[32,64]. Repeatable.")
@@ -41,8 +44,8 @@ import click
 @click.option("-q", "--quiet", is_flag=True, help="Only the final summary (no line per trial, no progress bar).")
 @click.option("-v", "--verbose", count=True, help="Also Ray Tune's own status tables (per-trial configurations).")
 def command(store, run_dir, config_file, subset_file, trials, epochs, time_budget, gpus_per_trial, cpus_per_trial,
-            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, judge_clips, judge_seconds, sets, address,
-            num_cpus, resume, show_space, quiet, verbose):
+            gan_gpu_factor, max_concurrent, searcher, scheduler, seed, judge_clips, judge_seconds, decoder_minutes,
+            sets, address, num_cpus, resume, show_space, quiet, verbose):
     """Search feature subsets x encoder x LSTM/GAN architecture on Ray Tune.
 
     DIR is a features store (`genaudio extract` output). Every trial fits (or reuses from the
@@ -50,6 +53,9 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
     judged at epoch 1, every ASHA rung and its last epoch: clips generated from that epoch's
     model against held-out real clips (the judge of `genaudio score`, one scale for every
     encoder and model). ASHA stops trials that are behind; the results rank by that quality.
+    Each encoder decodes with a learned decoder trained on its own (noisy) codes by the trial that
+    fits it (about a minute; the space's encoder.decoder* options), so the judge hears what a
+    researcher will hear.
 
     \b
     Output (see docs/search.md):
@@ -72,7 +78,7 @@ def command(store, run_dir, config_file, subset_file, trials, epochs, time_budge
         "trials": trials, "epochs": epochs, "time_budget_s": time_budget, "gpus_per_trial": gpus_per_trial,
         "cpus_per_trial": cpus_per_trial, "gan_gpu_factor": gan_gpu_factor, "max_concurrent": max_concurrent,
         "searcher": searcher, "scheduler": scheduler, "seed": seed, "judge_clips": judge_clips,
-        "judge_seconds": judge_seconds}.items() if v is not None}
+        "judge_seconds": judge_seconds, "decoder_minutes": decoder_minutes}.items() if v is not None}
     options.update(parse_overrides(sets))
     if show_space:
         click.echo(describe_space(store, load(SearchConfig, config_file, overrides=options), subset=subset_file))

@@ -74,6 +74,8 @@ def metric_columns(params: dict, last: dict, history) -> dict:
         row["quality"] = q
     else:
         row.pop("quality_se", None)
+    if isinstance(last.get("decoder"), str):
+        row["decoder"] = last["decoder"]   # what the judge heard: learned, griffinlim (or none)
     for k, v in sorted(params.items()):
         if k not in ("epochs", "seed"):
             row[f"param.{k}"] = v
@@ -169,7 +171,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
         for k in r:
             if k not in keys:
                 keys.append(k)
-    front = ["rank", "tie_group", "trial_id", "status", "reason", *QUALITY_COLUMNS, "epochs",
+    front = ["rank", "tie_group", "trial_id", "status", "reason", *QUALITY_COLUMNS, "decoder", "epochs",
              "wall_time_s", "cpus", "gpus", "node_ip", "node_id", "gpu_ids", "num_failures"]
     keys = [k for k in front if k in keys] + sorted(k for k in keys if k not in front)
     cols = {}

@@ -191,7 +191,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     """
 
     from genaudio.search.results import collect_results, write_results
-    from genaudio.search.trainable import judge_data, search_trainable, store_data
+    from genaudio.search.trainable import decoder_data, judge_data, search_trainable, store_data
 
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve()
@@ -222,6 +222,11 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     used = [space.core] + [f for f, g in frames.items() if g in space.optional_groups and f != space.core]
     data = store_data(store, manifest, used, frames, run_dir)
     data["judge"] = judge_data(data["frames"], store, manifest, cfg, run_dir)
+    # decoded once here, used by every trial that fits an encoder with a learned decoder
+    data["decoder_audio"] = decoder_data(data["frames"], store, manifest, cfg, space,
+                                         log=print if verbose else None)
+    if data["decoder_audio"] is not None:
+        data["store"]["decoder_audio"] = {"segments": len(data["decoder_audio"]), "minutes": cfg.decoder_minutes}
     t0 = time.time()
     run_tune(search_trainable, space_fn=define_by_run(space), run_dir=run_dir, cfg=cfg, data=data,
              resources=resources, resume=resume, verbose=verbose, families=space.families)
@@ -236,13 +241,13 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
 def write_best(run_dir: Path, row: dict, cfg: SearchConfig, store: dict) -> dict:
     """``RUN/best.yaml``: the best trial's TrainConfig, for ``genaudio train ENC --config``; its
     encoded store (the cache entry) and the search details sit in comments at the top."""
-    from genaudio.search.trainable import best_config, cache_key, encoder_options
+    from genaudio.search.trainable import best_config, cache_key, trial_encoder_config
 
     params = {k[len("param."):]: v for k, v in row.items()
               if k.startswith("param.") and v is not None and not (isinstance(v, float) and math.isnan(v))}
     params.update(epochs=cfg.epochs, seed=cfg.seed)
     doc = best_config(params)
-    enc_cfg = encoder_options(params, store["analysis"], store["group_features"])
+    enc_cfg = trial_encoder_config(params, store)
     entry = Path(store["cache_dir"]) / cache_key(store, enc_cfg)
     groups = sorted(k.split(".", 1)[1] for k, v in params.items()
                     if k.startswith("features.") and k != "features.core" and v is True)

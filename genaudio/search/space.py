@@ -49,6 +49,11 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "encoder": {
         "kind": ["pca", "autoencoder"],
         "dim": {"low": 8, "high": 64, "log": True},
+        # each encoder's learned decoder, trained by the trial that fits the encoder on its codes
+        # with noise (a model's generated codes carry its sampling noise): 200 steps, ~1 min
+        "decoder": "learned",
+        "decoder_epochs": 4,
+        "decoder_code_noise": 0.4,
     },
     "autoencoder": {                   # the autoencoder kind's options (EncoderConfig.autoencoder)
         "epochs": 30,                  # training epochs (fixed)

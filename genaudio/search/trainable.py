@@ -17,8 +17,16 @@ Per trial:
    as a training diagnostic. The encoder's ceiling (its reconstructions of the reference, judged
    the same way) is computed once per cached encoder and reported as ``decoder_quality``.
 
-The features table arrives through the object store (``tune.with_parameters``): read once by the
-driver, shared by every trial on a node without copies.
+Decoders: a trial's encoder decodes with what its config says (``encoder.decoder``, by default a
+learned magnitude decoder trained on the encoder's own codes with ``encoder.decoder_code_noise``
+of noise, so that it decodes a model's generated codes towards the music). It is trained by the
+trial that fits the encoder, on audio of the training files (not the judge's held-out files) that
+the driver decodes once (:func:`decoder_data`, at most ``decoder_minutes``), and is saved in the
+cache entry with the encoder: the ceiling, the judged clips and the review all hear it. When that
+audio cannot be read (the store's audio moved), trials decode with Griffin-Lim.
+
+The features table and the decoders' audio arrive through the object store (``tune.with_parameters``):
+read once by the driver, shared by every trial on a node without copies.
 
 Cluster caveat: the cache lives under RUN on the node that runs the trial. On one machine (or a
 cluster whose RUN is on a shared filesystem) all trials share it; otherwise each node fills its
@@ -72,6 +80,15 @@ def train_config(flat: dict):
             d[name] = v
     d["score.at_end"] = False  # the search scores the last epoch itself (inside the trial's last report)
     return load(TrainConfig, d)
+
+
+def trial_encoder_config(flat: dict, store: dict) -> dict:
+    """The encoder config of a trial on ``store`` (:func:`store_data`'s ``store``): its
+    :func:`encoder_options`, decoding with Griffin-Lim when the driver has no decoder audio."""
+    enc_cfg = encoder_options(flat, store["analysis"], store["group_features"])
+    if enc_cfg["decoder"] == "learned" and store.get("decoder_audio") is None:
+        enc_cfg["decoder"] = "griffinlim"
+    return enc_cfg
 
 
 def encoder_options(flat: dict, analysis: dict | None = None, group_features: dict | None = None) -> dict:
@@ -128,20 +145,71 @@ def store_data(store: Path, manifest: dict, features: list[str], frame_groups: d
     return {"frames": table, "store": info}
 
 
+def held_out_files(table: pa.Table, seed: int) -> list[str]:
+    """File ids the trials validate on (their split: same seed, default fraction); the judge's
+    reference is drawn from them and the decoders never train on them."""
+    from genaudio.models.config import TrainConfig
+    from genaudio.models.data import split_by_file
+
+    file_ids = table.column("file_id").to_numpy(zero_copy_only=False)
+    _, val_idx = split_by_file(file_ids, val_fraction=TrainConfig().val_fraction, seed=seed)
+    return sorted(set(file_ids[val_idx]))
+
+
+def wants_learned_decoder(space) -> bool:
+    """Whether a trial of ``space`` can ask for a learned decoder (``encoder.decoder``, default
+    :class:`~genaudio.encoders.EncoderConfig`'s) on a spectral core."""
+    from genaudio.encoders.base import EncoderConfig
+    from genaudio.encoders.framing import CORE_FEATURES
+    from genaudio.search.space import Choice
+
+    try:
+        d = space.domain("encoder.decoder")
+        values = d.values if isinstance(d, Choice) else (d.value,)
+    except KeyError:
+        values = (EncoderConfig().decoder,)
+    return "learned" in values and space.core in CORE_FEATURES
+
+
+def decoder_data(table: pa.Table, store: Path, manifest: dict, cfg, space, log=print) -> np.ndarray | None:
+    """The audio every trial's learned decoder trains on: ``(segments, samples)`` float32 at the
+    store's sample rate, at most ``cfg.decoder_minutes`` of segments spread evenly over the
+    training files (never the held-out ones). ``None`` (trials decode with Griffin-Lim) when the
+    space asks for no learned decoder or the store's audio cannot be read again (with a warning)."""
+    from genaudio.encoders.base import EncoderConfig
+    from genaudio.encoders.store import load_inputs
+
+    if not wants_learned_decoder(space):
+        return None
+    held_out = set(held_out_files(table, cfg.seed))
+    ids = table.select(["file_id", "duration_s"]).to_pandas()
+    train_files = sorted(set(ids["file_id"]) - held_out) or sorted(held_out)
+    seg_s = float(np.median(ids["duration_s"])) if len(ids) else 5.0
+    n = max(1, int(math.ceil(cfg.decoder_minutes * 60 / max(seg_s, 1e-3))))
+    enc_cfg = EncoderConfig(kind="pca", dim=1, core=space.core, **analysis_of(manifest))
+    try:
+        _, _, waves = load_inputs(store, enc_cfg, need_audio=True, file_ids=train_files, max_segments=n,
+                                  frames=False, progress=log is not None)
+    except GenaudioError as e:
+        if log is not None:
+            log(f"warning: trials decode with Griffin-Lim: the learned decoders' audio cannot be read ({e})")
+        return None
+    if log is not None:
+        log(f"learned decoders: each trial's trains on {len(waves)} segments "
+            f"({len(waves) * seg_s / 60:.1f} min) of {len(train_files)} training files")
+    return np.stack(waves).astype(np.float32)
+
+
 def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path) -> dict:
     """The judge every trial shares: the real reference (two halves of the held-out files, in
     the store's fixed feature space) and the epochs to judge; its summary goes to
     ``RUN/judge/reference.json``. Built the same way (seeded) on ``--resume``."""
-    from genaudio.models.config import TrainConfig
-    from genaudio.models.data import split_by_file
     from genaudio.models.score import held_out_reference, reference_seconds, store_space
     from genaudio.quality import save_reference_summary
     from genaudio.search.tuner import judged_epochs
 
     ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
-    # the trials' own split (same seed, default fraction): the reference is music they never saw
-    _, val_idx = split_by_file(ids["file_id"].to_numpy(), val_fraction=TrainConfig().val_fraction, seed=cfg.seed)
-    val_files = sorted(set(ids["file_id"].iloc[val_idx]))
+    val_files = held_out_files(table, cfg.seed)   # the reference is music the trials never saw
     seconds = reference_seconds(ids, cfg.judge_seconds)
     sr = analysis_of(manifest)["sample_rate"]
     kw = dict(n=cfg.judge_clips, seconds=seconds, sample_rate=sr, seed=cfg.seed)
@@ -161,17 +229,22 @@ def _frame_arrays(table: pa.Table, feature: str) -> np.ndarray:
 
 
 def cache_key(store: dict, enc_cfg: dict) -> str:
-    """Cache key of an encoder: the features store's config hash and the full encoder config."""
-    return config_hash({"store": store["config_hash"], "encoder": enc_cfg})
+    """Cache key of an encoder: the features store's config hash and the full encoder config (and
+    the learned decoder's training audio, when it has one)."""
+    key = {"store": store["config_hash"], "encoder": enc_cfg}
+    if enc_cfg.get("decoder") == "learned":
+        key["decoder_audio"] = store.get("decoder_audio")
+    return config_hash(key)
 
 
-def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
+def cached_codes(table: pa.Table, store: dict, enc_cfg: dict, decoder_audio: np.ndarray | None = None):
     """Codes of every segment under ``enc_cfg``: from the cache, or fitted, encoded and cached.
 
     Returns ``(SequenceData, entry_dir, hit)``. A cache entry is a complete encoded store
     (:func:`genaudio.encoders.store.write_codes`), so ``genaudio train ENTRY`` and the scoring read
     it. The fit uses every segment's frames (the encoder is unsupervised; the model's
-    train/validation split is by file, later).
+    train/validation split is by file, later); a learned decoder trains on ``decoder_audio``
+    (:func:`decoder_data`).
     """
     from genaudio.encoders.store import read_codes
     from genaudio.models.data import SequenceData
@@ -184,7 +257,7 @@ def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
         # one trial per key fits; the others wait and then read (one machine; see module docstring)
         hit = (entry / "manifest.json").is_file()
         if not hit:
-            _fit_and_write(table, store, enc_cfg, entry)
+            _fit_and_write(table, store, enc_cfg, entry, decoder_audio)
         codes = read_codes(entry)
     meta = json.loads((entry / "manifest.json").read_text())
     ids = codes.ids
@@ -193,7 +266,7 @@ def cached_codes(table: pa.Table, store: dict, enc_cfg: dict):
     return data, entry, hit
 
 
-def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> None:
+def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path, decoder_audio=None) -> None:
     from genaudio.encoders import make_encoder
     from genaudio.encoders.store import CodesData, features_source, write_codes
 
@@ -204,20 +277,28 @@ def _fit_and_write(table: pa.Table, store: dict, enc_cfg: dict, entry: Path) -> 
     opts = {k: v for k, v in enc_cfg.items() if k not in ("kind", "dim")}
     enc = make_encoder(enc_cfg["kind"], dim=enc_cfg["dim"], **opts).fit(items)
     fit_s = time.perf_counter() - t0
+    timings = {"fit_s": fit_s}
+    if enc_cfg["decoder"] == "learned" and enc.can_learn_decoder:
+        if decoder_audio is None:
+            raise GenaudioError("a learned decoder needs the driver's decoder audio (decoder_data)")
+        t0 = time.perf_counter()
+        enc.fit_decoder(list(decoder_audio))   # from this encoder's codes, with its code noise
+        timings["decoder_fit_s"] = time.perf_counter() - t0
     codes = [enc.encode(it) for it in items]
     ids = table.select(list(IDENTITY_COLUMNS)).to_pandas()
     # written complete into a temporary folder, then renamed: readers never see half an entry
     with atomic_dir(entry) as tmp:
         write_codes(tmp, CodesData(codes, ids, enc, None), enc,
                     source=features_source(store["dir"], config_hash=store["config_hash"]),
-                    extra_manifest={"written_by": "genaudio search", "timings": {"fit_s": fit_s}})
+                    extra_manifest={"written_by": "genaudio search", "timings": timings})
 
 
 # ---------------------------------------------------------------------------------------------
 # the trainable
 
 
-def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -> None:
+def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict,
+                     decoder_audio: np.ndarray | None = None) -> None:
     """Tune function trainable of the real search (see the module docstring)."""
     import torch
     from ray import tune
@@ -229,10 +310,11 @@ def search_trainable(config: dict, frames: pa.Table, store: dict, judge: dict) -
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     t0 = time.perf_counter()
     tcfg = train_config(config)
-    enc_cfg = encoder_options(config, store["analysis"], store["group_features"])
-    data, entry, hit = cached_codes(frames, store, enc_cfg)
+    enc_cfg = trial_encoder_config(config, store)
+    data, entry, hit = cached_codes(frames, store, enc_cfg, decoder_audio)
     enc = load_encoder(entry / "encoder")
     extra = {"encoder_cache_hit": int(hit), "encode_s": time.perf_counter() - t0, "code_dim": data.dim,
+             "decoder": enc.decoder_name,
              "code_rate_hz": data.code_rate_hz, **entry_ceiling(entry, enc, judge["reference"])}
     out_dir = Path(tune.get_context().get_trial_dir()) / TRIAL_MODEL_DIR
     resume_from = None

@@ -83,6 +83,10 @@ class SearchConfig:
         real clips in each half of the search's reference (held-out files).
     judge_seconds : float or None
         Length of judged clips; ``None``: 5 s, or the store's segment length when shorter.
+    decoder_minutes : float
+        Audio (minutes, at most; segments spread evenly over the training files, never the
+        held-out ones) each trial's learned decoder trains on. The decoder itself is the space's
+        ``encoder.decoder*`` options (EncoderConfig's); ``encoder: {decoder: griffinlim}`` trains none.
     space : dict
         Search-space overrides merged over :data:`genaudio.search.space.DEFAULT_SPACE`.
     """
@@ -102,6 +106,7 @@ class SearchConfig:
     seed: int = 0
     judge_clips: int = 16
     judge_seconds: float | None = None
+    decoder_minutes: float = 20.0
     space: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -130,6 +135,8 @@ class SearchConfig:
             raise ConfigError(f"judge_clips must be at least 5 (for a standard error), got {self.judge_clips}")
         if self.judge_seconds is not None and self.judge_seconds <= 0:
             raise ConfigError("judge_seconds must be positive")
+        if self.decoder_minutes <= 0:
+            raise ConfigError(f"decoder_minutes must be positive, got {self.decoder_minutes}")
         if self.max_failures < -1:
             raise ConfigError("max_failures must be >= -1 (-1 retries forever)")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SEARCH, start_local_ray
+from conftest import GRIFFIN_LIM, TINY_SEARCH, start_local_ray
 
 
 FAKE_GPUS = 2
@@ -26,6 +26,6 @@ def ray_gpus():
 def tiny_config(tmp_path):
     def make(trials=3, epochs=2) -> Path:
         p = tmp_path / f"tiny_{trials}_{epochs}.yaml"
-        p.write_text(TINY_SEARCH.format(trials=trials, epochs=epochs))
+        p.write_text(TINY_SEARCH.format(trials=trials, epochs=epochs, decoder=GRIFFIN_LIM))
         return p
     return make

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from genaudio.cli import main
 from genaudio.config import from_dict, load
+from genaudio.encoders import load_encoder
 from genaudio.models.config import TrainConfig
 from genaudio.search.layout import STUDY_FILE, STUDY_NAME
 from genaudio.search.run import run_search
@@ -54,6 +55,12 @@ def test_small_real_search_writes_every_result(small_search):
     assert table["final.encoder_cache_hit"].sum() >= 1
     manifest = json.loads((entries[0] / "manifest.json").read_text())
     assert manifest["kind"] == "encoded" and manifest["dim"] == 8
+    # each encoder decodes with its own learned decoder, trained on its noisy codes and saved with it
+    assert (table["decoder"] == "learned").all()
+    assert manifest["timings"]["decoder_fit_s"] > 0
+    vocoder = load_encoder(entries[0] / "encoder").learned_decoder
+    assert vocoder.config.code_noise == 0.4 and vocoder.config.epochs == 1
+    assert vocoder.training["frames"].startswith("decoded codes of this pca encoder")
 
     best = yaml.safe_load((run / "best.yaml").read_text())
     tc = from_dict(TrainConfig, best)            # what `genaudio train --config` reads
@@ -123,7 +130,8 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     cfg = load(SearchConfig, {"trials": 4, "epochs": 2, "cpus_per_trial": 1, "max_failures": 0, "judge_clips": 5,
                               "searcher": "random", "seed": 1, "space": {
                                   "features": {"optional": []}, "model": {"family": ["lstm"]},
-                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "griffin_lim_iters": 16},
+                                  "encoder": {"kind": ["pca", "autoencoder"], "dim": 8, "griffin_lim_iters": 16,
+                                              "decoder": "griffinlim"},
                                   "autoencoder": {"epochs": 2, "hidden": 16},
                                   "lstm": {"layers": 1, "hidden": 16, "context": 8},
                                   "train": {"batch_size": 8, "steps_per_epoch": 3}}})
@@ -153,3 +161,54 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     scored = score_model(ckpt, encoder=load_encoder(entry / "encoder"), n_clips=5, seed=1)
     assert scored["reference_quality"] == pytest.approx(judge["reference"].real_vs_real.score, rel=1e-6)
     assert scored["quality"] == pytest.approx(again["quality"], rel=0.05)
+
+
+def test_decoder_audio_comes_from_training_files_and_falls_back_to_griffin_lim(small_store, tmp_path, capsys):
+    """The learned decoders' audio: at most decoder_minutes of segments, none of the held-out files;
+    a store whose audio cannot be read again gives none, with a warning, and trials then decode
+    (and are cached) as Griffin-Lim encoders."""
+    import pyarrow as pa
+
+    from genaudio.search.run import prepare_space
+    from genaudio.search.trainable import (cache_key, decoder_data, held_out_files, store_data,
+                                           trial_encoder_config)
+
+    cfg = SearchConfig(decoder_minutes=0.25)
+    manifest, frames, space = prepare_space(small_store, cfg)
+    data = store_data(small_store, manifest, [space.core], frames, tmp_path / "run")
+    audio = decoder_data(data["frames"], small_store, manifest, cfg, space, log=print)
+    sr = manifest["config"]["audio"]["sample_rate"]
+    assert audio.dtype == np.float32 and audio.shape == (8, 2 * sr)      # ceil(15 s / 2-s segments)
+    assert "trains on 8 segments" in capsys.readouterr().out
+    # none of it is from a held-out file: every held-out segment differs from every decoder segment
+    ids = data["frames"].select(["file_id", "path", "start_s"]).to_pandas()
+    held = ids[ids["file_id"].isin(held_out_files(data["frames"], cfg.seed))]
+    assert len(held) and len(held) < len(ids)
+    from genaudio.audio import load as load_audio
+    from genaudio.config import AudioConfig
+
+    y, _ = load_audio(held.iloc[0].path, config=AudioConfig(sample_rate=sr), offset=float(held.iloc[0].start_s),
+                      duration=2.0)
+    assert min(np.abs(a[:len(y)] - y).max() for a in audio) > 1e-3
+
+    flat = {"encoder.kind": "pca", "encoder.dim": 8, "features.core": space.core}
+    store = dict(data["store"], decoder_audio={"segments": len(audio), "minutes": cfg.decoder_minutes})
+    assert trial_encoder_config(flat, store)["decoder"] == "learned"
+    # the training audio is part of a learned decoder's cache key
+    assert cache_key(store, trial_encoder_config(flat, store)) != cache_key(
+        dict(store, decoder_audio={"segments": 4, "minutes": 0.1}), trial_encoder_config(flat, store))
+
+    # the same store with its audio gone
+    moved = tmp_path / "moved"
+    shutil.copytree(small_store, moved)
+    for part in (moved / "segments").glob("*.parquet"):
+        t = pq.read_table(part)
+        gone = pa.array([str(tmp_path / "nowhere" / Path(p).name) for p in t.column("path").to_pylist()])
+        pq.write_table(t.set_column(t.schema.get_field_index("path"), "path", gone), part)
+    assert decoder_data(data["frames"], moved, manifest, cfg, space, log=print) is None
+    assert "trials decode with Griffin-Lim" in capsys.readouterr().out
+    store_gl = dict(data["store"], decoder_audio=None)
+    assert trial_encoder_config(flat, store_gl)["decoder"] == "griffinlim"
+    # a space that asks for none reads no audio
+    _, _, gl_space = prepare_space(small_store, SearchConfig(space={"encoder": {"decoder": "griffinlim"}}))
+    assert decoder_data(data["frames"], small_store, manifest, cfg, gl_space) is None
