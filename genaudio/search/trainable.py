@@ -183,7 +183,7 @@ def decoder_data(table: pa.Table, store: Path, manifest: dict, cfg, space, log=p
         return None
     held_out = set(held_out_files(table, cfg.seed))
     ids = table.select(["file_id", "duration_s"]).to_pandas()
-    train_files = sorted(set(ids["file_id"]) - held_out) or sorted(held_out)
+    train_files = sorted(set(ids["file_id"]) - held_out)
     seg_s = float(np.median(ids["duration_s"])) if len(ids) else 5.0
     n = max(1, int(math.ceil(cfg.decoder_minutes * 60 / max(seg_s, 1e-3))))
     enc_cfg = EncoderConfig(kind="pca", dim=1, core=space.core, **analysis_of(manifest))
