@@ -395,8 +395,8 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
         console.print(t)
         n_ranked = int(run.trials["rank"].notna().sum())
         note = ("quality: the judge's KID of generated vs held-out real clips ± standard error (lower is better)"
-                + reference_note(run) + "; decoder: the encoder's own reconstructions, judged the same way; "
-                "'=' ties the trial above within 2 standard errors")
+                + reference_note(run) + f"; decoder: the encoder's own reconstructions{decoder_note(run)}, "
+                "judged the same way; '=' ties the trial above within 2 standard errors")
         if n_ranked > len(rows):
             note += f"; {n_ranked - len(rows)} more ranked trials (--top K)"
         console.print(note, style="dim")
@@ -415,6 +415,13 @@ def reference_note(run: Run) -> str:
     if not ref:
         return ""
     return f"; real vs real {ref['score']:.3g} ± {ref['score_se']:.2g} ({ref['n']} clips of {ref['seconds']:g} s)"
+
+
+def decoder_note(run: Run) -> str:
+    """``" (learned decoders)"``: the decoders the judge heard (the results' ``decoder`` column),
+    or ``""`` for a search that did not record them."""
+    kinds = sorted(run.trials["decoder"].dropna().unique()) if "decoder" in run.trials else []
+    return f" ({' and '.join(map(str, kinds))} decoders)" if kinds else ""
 
 
 def _jsonable(v):

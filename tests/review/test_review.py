@@ -80,6 +80,7 @@ def test_table_json_csv_of_a_real_search(small_search):
         assert f"{n} {st}" in head
     if len(ranked) > 3:
         assert f"{len(ranked) - 3} more ranked trials" in out.output
+    assert "reconstructions (learned decoders)" in " ".join(out.output.split())   # what the judge heard
 
     js = review(small_search, "--top", "2", "--format", "json")
     assert js.exit_code == 0, js.output
