@@ -191,7 +191,8 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     """
 
     from genaudio.search.results import collect_results, write_results
-    from genaudio.search.trainable import decoder_data, judge_data, search_trainable, store_data
+    from genaudio.search.trainable import (decoder_audio_key, decoder_data, judge_data, search_trainable,
+                                           store_data)
 
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve()
@@ -225,8 +226,7 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     # decoded once here, used by every trial that fits an encoder with a learned decoder
     data["decoder_audio"] = decoder_data(data["frames"], store, manifest, cfg, space,
                                          log=print if verbose else None)
-    if data["decoder_audio"] is not None:
-        data["store"]["decoder_audio"] = {"segments": len(data["decoder_audio"]), "minutes": cfg.decoder_minutes}
+    data["store"]["decoder_audio"] = decoder_audio_key(data["decoder_audio"], cfg)
     t0 = time.time()
     run_tune(search_trainable, space_fn=define_by_run(space), run_dir=run_dir, cfg=cfg, data=data,
              resources=resources, resume=resume, verbose=verbose, families=space.families)

@@ -200,6 +200,13 @@ def decoder_data(table: pa.Table, store: Path, manifest: dict, cfg, space, log=p
     return np.stack(waves).astype(np.float32)
 
 
+def decoder_audio_key(audio: np.ndarray | None, cfg) -> dict | None:
+    """What ``store["decoder_audio"]`` records of :func:`decoder_data`'s audio: the learned
+    decoders' training data in their cache key (:func:`cache_key`); ``None`` without audio, which
+    makes trials decode with Griffin-Lim (:func:`trial_encoder_config`)."""
+    return None if audio is None else {"segments": len(audio), "minutes": cfg.decoder_minutes}
+
+
 def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path) -> dict:
     """The judge every trial shares: the real reference (two halves of the held-out files, in
     the store's fixed feature space) and the epochs to judge; its summary goes to

@@ -170,8 +170,8 @@ def test_decoder_audio_comes_from_training_files_and_falls_back_to_griffin_lim(s
     import pyarrow as pa
 
     from genaudio.search.run import prepare_space
-    from genaudio.search.trainable import (cache_key, decoder_data, held_out_files, store_data,
-                                           trial_encoder_config)
+    from genaudio.search.trainable import (cache_key, decoder_audio_key, decoder_data, held_out_files,
+                                           store_data, trial_encoder_config)
 
     cfg = SearchConfig(decoder_minutes=0.25)
     manifest, frames, space = prepare_space(small_store, cfg)
@@ -192,7 +192,7 @@ def test_decoder_audio_comes_from_training_files_and_falls_back_to_griffin_lim(s
     assert min(np.abs(a[:len(y)] - y).max() for a in audio) > 1e-3
 
     flat = {"encoder.kind": "pca", "encoder.dim": 8, "features.core": space.core}
-    store = dict(data["store"], decoder_audio={"segments": len(audio), "minutes": cfg.decoder_minutes})
+    store = dict(data["store"], decoder_audio=decoder_audio_key(audio, cfg))
     assert trial_encoder_config(flat, store)["decoder"] == "learned"
     # the training audio is part of a learned decoder's cache key
     assert cache_key(store, trial_encoder_config(flat, store)) != cache_key(
@@ -207,7 +207,7 @@ def test_decoder_audio_comes_from_training_files_and_falls_back_to_griffin_lim(s
         pq.write_table(t.set_column(t.schema.get_field_index("path"), "path", gone), part)
     assert decoder_data(data["frames"], moved, manifest, cfg, space, log=print) is None
     assert "trials decode with Griffin-Lim" in capsys.readouterr().out
-    store_gl = dict(data["store"], decoder_audio=None)
+    store_gl = dict(data["store"], decoder_audio=decoder_audio_key(None, cfg))
     assert trial_encoder_config(flat, store_gl)["decoder"] == "griffinlim"
     # a space that asks for none reads no audio
     _, _, gl_space = prepare_space(small_store, SearchConfig(space={"encoder": {"decoder": "griffinlim"}}))
