@@ -253,7 +253,7 @@ def test_an_encoder_saved_before_the_kind_sections_still_loads(tmp_path, clips):
     np.testing.assert_array_equal(old.encode(clips[0]), enc.encode(clips[0]))
 
 
-@pytest.mark.parametrize("n_fft,hop", [(2048, 512), (1024, 256)])
+@pytest.mark.parametrize("n_fft,hop", [(2048, 512), (1024, 256), (1024, 384)])
 def test_griffin_lim_is_librosas(sample_files, n_fft, hop):
     from genaudio.encoders.framing import griffin_lim
 
