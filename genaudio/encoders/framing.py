@@ -136,7 +136,7 @@ def griffin_lim(mag: np.ndarray, *, n_fft: int, hop_length: int, n_iter: int = 6
     random_state=seed)``: the same random start (``np.random.RandomState(seed)``), momentum,
     periodic Hann window and zero padding, so the same waveform up to float rounding (relative
     difference at most 5.5e-3 after 64 iterations on real music, the same spectral convergence),
-    3-4x faster on one thread (``benchmarks/griffin_lim.py``): the iSTFT's overlap-add is a sum of
+    3.8-4x faster on one thread (``benchmarks/griffin_lim.py``): the iSTFT's overlap-add is a sum of
     ``ceil(n_fft / hop)`` shifted blocks with the window's envelope computed once, and every array
     of the loop is allocated once (at these sizes a fresh tensor costs more than the arithmetic).
 

@@ -266,3 +266,28 @@ def test_griffin_lim_is_librosas(sample_files, n_fft, hop):
         assert ours.dtype == np.float32 and ours.shape == ref.shape
         assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < 1e-3, n_iter
     assert griffin_lim(S[:, :1], n_fft=n_fft, hop_length=hop, n_iter=2).shape == (0,)
+
+
+def test_griffin_lim_refuses_a_magnitude_that_does_not_fit():
+    from genaudio.encoders.framing import griffin_lim
+
+    S = np.ones((513, 20), np.float32)
+    with pytest.raises(EncoderError, match="not an STFT of n_fft 2048"):
+        griffin_lim(S, n_fft=2048, hop_length=512)
+    with pytest.raises(EncoderError, match="20 frames of hop 256 cannot make 5120 samples"):
+        griffin_lim(S, n_fft=1024, hop_length=256, length=20 * 256)
+
+
+def test_mel_to_linear_power_fits_the_mel_power_closer_than_librosa(sample_files):
+    from genaudio.encoders.framing import mel_to_linear_power
+
+    y, _ = librosa.load(sample_files[0], sr=22050, duration=3.0)
+    M = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=128)
+    X = M @ np.abs(librosa.stft(y, n_fft=1024, hop_length=256)) ** 2
+    ours = mel_to_linear_power(X, sr=22050, n_fft=1024)
+    ref = librosa.feature.inverse.mel_to_stft(X, sr=22050, n_fft=1024, power=1.0)
+    residual = lambda S: np.linalg.norm(M @ S - X) / np.linalg.norm(X)   # noqa: E731
+    assert ours.shape == ref.shape and (ours >= 0).all()
+    assert residual(ours) < 0.5 * residual(ref)
+    # the cached filterbank serves other analyses too
+    assert mel_to_linear_power(X[:40], sr=16000, n_fft=512).shape == (257, X.shape[1])
