@@ -170,15 +170,15 @@ def griffin_lim(mag: np.ndarray, *, n_fft: int, hop_length: int, n_iter: int = 6
     synthesis = torch.zeros(blocks * hop)
     synthesis[:n_fft] = window
     # 1 / the overlap-added squared window inside the output, 0 in the padding (the STFT pads zeros)
-    envelope = torch.zeros(T + blocks - 1, hop)
-    for b, part in enumerate(torch.square(synthesis).view(blocks, hop)):
-        envelope[b:b + T] += part
+    envelope = _overlap_add(torch.square(synthesis).expand(T, -1), torch.empty(signal), hop)
     inverse = torch.zeros(signal)
     inside = slice(pad, pad + n)
-    inverse[inside] = 1 / torch.clamp(envelope.view(-1)[inside], min=torch.finfo(torch.float32).tiny)
+    inverse[inside] = 1 / torch.clamp(envelope[inside], min=torch.finfo(torch.float32).tiny)
 
     S = torch.from_numpy(mag.T.copy())                     # (T, bins): frames are rows
     frames, y = torch.empty(T, blocks * hop), torch.empty(signal)
+    # the STFT's frames: in the iSTFT's scratch (no longer needed then) when it has their size
+    analysis = frames if blocks * hop == n_fft else torch.empty(T, n_fft)
     power = torch.from_numpy(np.ascontiguousarray(np.random.RandomState(seed).random_sample(mag.shape).T,
                                                   dtype=np.float32))
     # the start: the magnitude with a random phase, S * (cos, sin) (torch.polar is 4x slower)
@@ -194,8 +194,6 @@ def griffin_lim(mag: np.ndarray, *, n_fft: int, hop_length: int, n_iter: int = 6
     try:
         for _ in range(n_iter):
             _istft(spec, frames, synthesis, inverse, y, n_fft=n_fft, hop=hop)
-            # the STFT of y, its frames in the iSTFT's scratch (no longer needed)
-            analysis = frames[:, :n_fft] if blocks * hop == n_fft else torch.empty(T, n_fft)
             torch.mul(y.unfold(0, n_fft, hop), window, out=analysis)
             previous, rebuilt = rebuilt, previous
             torch.fft.rfft(analysis, out=rebuilt)
