@@ -14,6 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e '.[dev]'
+	@# numba compiles librosa's and genaudio's kernels into their caches once, here (~1 min):
+	@# otherwise the first command, the test suite and every Ray worker started before the
+	@# cache exists compile them again
+	$(PY) -c "import numpy as np; from genaudio.features import compute; \
+	  compute(np.random.default_rng(0).standard_normal(66150).astype(np.float32), 22050)"
 	touch $@
 
 # Headless Chromium renders the HTML reports in tests (Debian package; needs root or sudo).
