@@ -211,6 +211,12 @@ def test_fast_linear_permutation_equals_generic_path():
     f2 = sup.permutation_importance(mb, X[200:], yb[200:], blocks, repeats=3, rng=np.random.default_rng(2))
     s2 = sup.permutation_importance(mb, X[200:], yb[200:], blocks, repeats=3, rng=np.random.default_rng(2), fast=False)
     assert np.allclose(f2, s2)
+    # held-out rows of a class the model never saw count as wrong on both paths
+    yz = y[200:].copy()
+    yz[::7] = "z"
+    fz = sup.permutation_importance(m, X[200:], yz, blocks, repeats=4, rng=np.random.default_rng(5))
+    sz = sup.permutation_importance(m, X[200:], yz, blocks, repeats=4, rng=np.random.default_rng(5), fast=False)
+    assert np.allclose(fz, sz)
 
 
 def test_pca_of_wide_data_uses_the_small_side_exactly():

@@ -72,6 +72,10 @@ def fit(model, X: np.ndarray, y: np.ndarray, *, warm=None, cols: np.ndarray | No
         return m.fit(X, y)
 
 
+# values (shuffled columns or decision values) the linear shortcut holds at once: 32 MiB of float64
+_CHUNK = 1 << 22
+
+
 class _LinearScorer:
     """Exact, fast held-out accuracy of a fitted scaler + logistic regression under permutation.
 
@@ -85,22 +89,30 @@ class _LinearScorer:
         self.D = clf.decision_function(scaler.transform(X))
         if self.D.ndim == 1:
             self.D = self.D[:, None]
-        self.classes = clf.classes_
-        self.y = y
+        # the label as the index of its class (-1: a class the model never saw, always wrong)
+        classes = clf.classes_
+        at = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+        self.y = np.where(classes[at] == y, at, -1)
 
-    def accuracy(self, D: np.ndarray) -> float:
-        if D.shape[1] == 1:
-            pred = self.classes[(D[:, 0] > 0).astype(int)]
-        else:
-            pred = self.classes[np.argmax(D, axis=1)]
-        return float(np.mean(pred == self.y))
+    def accuracy(self, D: np.ndarray) -> np.ndarray:
+        """Accuracy of decision values ``D`` ``(..., n, k)``: shape ``(...)``."""
+        pred = (D[..., 0] > 0).astype(int) if D.shape[-1] == 1 else np.argmax(D, axis=-1)
+        return np.mean(pred == self.y, axis=-1)
 
     def base(self) -> float:
-        return self.accuracy(self.D)
+        return float(self.accuracy(self.D))
 
-    def permuted(self, X: np.ndarray, cols: np.ndarray, perm: np.ndarray) -> float:
-        diff = X[np.ix_(perm, cols)] - X[:, cols]  # only the shuffled columns are copied
-        return self.accuracy(self.D + diff @ self.W[:, cols].T)
+    def permuted(self, X: np.ndarray, cols: np.ndarray, perms: np.ndarray) -> np.ndarray:
+        """Accuracy with the columns ``cols`` shuffled by each row permutation of ``perms``
+        ``(repeats, n)``: shape ``(repeats,)``. All repeats at once (one Python call per block,
+        not per shuffle), in chunks of at most ``_CHUNK`` values."""
+        Xb, Wb = X[:, cols], self.W[:, cols].T           # (n, |B|), (|B|, k)
+        out = np.empty(len(perms))
+        step = max(1, _CHUNK // (len(X) * max(len(cols), self.D.shape[1])))
+        for s in range(0, len(perms), step):
+            diff = Xb[perms[s:s + step]] - Xb              # (r, n, |B|): only the shuffled columns
+            out[s:s + step] = self.accuracy(self.D + diff @ Wb)
+        return out
 
 
 def permutation_importance(model, X: np.ndarray, y: np.ndarray, blocks: Iterable[np.ndarray], *,
@@ -134,10 +146,9 @@ def permutation_importance(model, X: np.ndarray, y: np.ndarray, blocks: Iterable
     linear = fast and isinstance(model, Pipeline) and isinstance(model.named_steps.get("clf"), LogisticRegression)
     if linear:
         scorer = _LinearScorer(model, X, y)
-        base = scorer.base()
+        base, perms = scorer.base(), np.stack(perms)
         for b, cols in enumerate(blocks):
-            for r, p in enumerate(perms):
-                out[b, r] = base - scorer.permuted(X, cols, p)
+            out[b] = base - scorer.permuted(X, cols, perms)
         return out
     base = float(np.mean(model.predict(X) == y))
     Xp = np.array(X, copy=True)
