@@ -66,22 +66,55 @@ def six_sample_files(sample_files) -> list[Path]:
     return picks + [p for p in sample_files if p not in picks][:1]
 
 
+# the session's `genaudio pipeline` run: the demo's configuration, smaller (six files in 2-s
+# segments, a light analysis, two tiny Griffin-Lim trials): it checks the wiring, not the search
+SMALL_PIPELINE = {
+    "extract": {"segment": {"seconds": 2.0}},
+    # the learned default decoder trains a vocoder: tests/encoders/test_vocoder.py
+    "encode": {"kind": "pca", "dim": 16, "decoder": "griffinlim"},
+    "analyze": {"permutation_repeats": 1, "folds": 2, "embedding": "pca"},
+    "search": {"trials": 2, "epochs": 1, "judge_clips": 5,
+               "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16, "decoder": "griffinlim"},
+                         "model": {"family": ["lstm"]},
+                         "lstm": {"layers": [1], "hidden": [16], "context": [8]}}},
+    "review": {"top": 2, "clips": 1, "seconds": 2.0},
+}
+
+
+def small_pipeline_config() -> dict:
+    """configs/demo.yaml with the sections of SMALL_PIPELINE replaced."""
+    import yaml
+
+    return {**yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()), **SMALL_PIPELINE}
+
+
 @pytest.fixture(scope="session")
-def small_store(tmp_path_factory, six_sample_files) -> Path:
-    """Features store of the six sample files in 2 s segments (frame matrices included), made
-    once per session with `genaudio extract`: the search and review tests read it."""
-    root = tmp_path_factory.mktemp("small_store")
+def small_pipeline(tmp_path_factory, six_sample_files) -> Path:
+    """A finished `genaudio pipeline` RUN of the six sample files (:func:`small_pipeline_config`),
+    made once per session: tests/test_pipeline.py checks it, and its features store is
+    `small_store`, which the analysis, search and review tests read."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("small_pipeline")
     listing = root / "files.txt"
     listing.write_text("\n".join(str(p) for p in six_sample_files) + "\n")
-    out = root / "features"
-    for _ in range(3):   # extract resumes; a retry only covers Ray failing to start on a saturated machine
-        proc = subprocess.run([sys.executable, "-m", "genaudio", "extract", str(listing), "--out", str(out),
-                               "--segment-seconds", "2", "--num-cpus", "2", "-q"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+    (root / "pipeline.yaml").write_text(yaml.safe_dump(small_pipeline_config()))
+    for _ in range(3):   # stages resume; a retry only covers Ray failing to start on a saturated machine
+        proc = subprocess.run([sys.executable, "-m", "genaudio", "pipeline", str(listing), "--out", str(root / "run"),
+                               "--config", str(root / "pipeline.yaml"), "--num-cpus", "2"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=1500)
         if proc.returncode == 0 or "timed out during startup" not in proc.stderr:
             break
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (root / "stdout.txt").write_text(proc.stdout)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def small_store(small_pipeline) -> Path:
+    """Features store of the six sample files in 2-s segments (frame matrices included): the
+    extract stage of the session's pipeline run (`genaudio extract` inside `genaudio pipeline`)."""
+    return small_pipeline / "features"
 
 
 # tiny models, a small judge (5 clips of the 2-s segments, 16 Griffin-Lim iterations), two families,

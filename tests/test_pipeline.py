@@ -14,6 +14,8 @@ from genaudio.errors import ConfigError
 from genaudio.config import load
 from genaudio.pipeline import PipelineConfig, defaults_yaml, run_pipeline, to_sections
 
+from conftest import small_pipeline_config
+
 
 def load_pipeline_config(data):
     return load(PipelineConfig, data)
@@ -53,41 +55,29 @@ def test_demo_config_is_valid():
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end_then_rerun_skips(tmp_path, six_sample_files):
+def test_pipeline_end_to_end_then_rerun_skips(small_pipeline, six_sample_files):
+    """The session's `genaudio pipeline` run (tests/conftest.py; its features store is the other
+    tests' `small_store`): every stage's output, then a rerun that skips every stage."""
     import ray
+
+    run = small_pipeline
+    stages = (run.parent / "stdout.txt").read_text()
+    assert all(f"{name} done" in stages for name in ("extract", "analyze", "encode", "search", "review")), stages
+    manifest = json.loads((run / "features" / "manifest.json").read_text())
+    assert manifest["counts"]["files_ok"] == 6
+    assert (run / "analysis" / "report.html").is_file()
+    assert (run / "analysis" / "subset.yaml").is_file()
+    assert (run / "encoded" / "manifest.json").is_file()
+    results = pq.read_table(run / "search" / "results.parquet").to_pandas()
+    assert len(results) == 2
+    assert (run / "search" / "best.yaml").is_file()
+    assert (run / "review" / "report.html").is_file()
 
     if ray.is_initialized():
         ray.shutdown()
-    # smaller than the demo (six files in 2-s segments, a light analysis, two tiny trials): this
-    # checks the wiring, not the search
-    cfg = load_pipeline_config({**yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()),
-                                "extract": {"segment": {"seconds": 2.0}},
-                                # the learned default decoder trains a vocoder: tests/encoders/test_vocoder.py
-                                "encode": {"kind": "pca", "dim": 16, "decoder": "griffinlim"},
-                                "analyze": {"permutation_repeats": 1, "folds": 2, "embedding": "pca"},
-                                "search": {"trials": 2, "epochs": 1, "judge_clips": 5,
-                                           "space": {"encoder": {"kind": ["pca"], "dim": [8], "griffin_lim_iters": 16,
-                                                                 "decoder": "griffinlim"},
-                                                     "model": {"family": ["lstm"]},
-                                                     "lstm": {"layers": [1], "hidden": [16], "context": [8]}}},
-                                "review": {"top": 2, "clips": 1, "seconds": 2.0}})
-    run = tmp_path / "run"
-    logs: list[str] = []
     try:
-        first = run_pipeline(six_sample_files, run, cfg, num_cpus=2, log=logs.append)
-        assert [r.name for r in first] == ["extract", "analyze", "encode", "search", "review"]
-        assert all(r.status == "done" for r in first)
-        manifest = json.loads((run / "features" / "manifest.json").read_text())
-        assert manifest["counts"]["files_ok"] == 6
-        assert (run / "analysis" / "report.html").is_file()
-        assert (run / "analysis" / "subset.yaml").is_file()
-        assert (run / "encoded" / "manifest.json").is_file()
-        results = pq.read_table(run / "search" / "results.parquet").to_pandas()
-        assert len(results) == 2
-        assert (run / "search" / "best.yaml").is_file()
-        assert (run / "review" / "report.html").is_file()
-
-        again = run_pipeline(six_sample_files, run, cfg, num_cpus=2, log=logs.append)
+        again = run_pipeline(six_sample_files, run, load_pipeline_config(small_pipeline_config()), num_cpus=2,
+                             log=lambda _: None)
         status = {r.name: r.status for r in again}
         assert status["analyze"] == status["encode"] == status["search"] == "skipped"
         assert pq.read_table(run / "search" / "results.parquet").num_rows == 2
