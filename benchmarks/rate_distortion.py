@@ -141,6 +141,11 @@ def main() -> None:
                     help="real mode: compression ratios to measure, of 2 (the log-mel frames), 16, 32, 64 "
                          "(default all; 32 is needed for the targets); with 2, every PCA encoder is also "
                          "decoded by the frames' vocoder")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="real mode: which files are held out (a seeded hash of each file's label/name; default 0)")
+    ap.add_argument("--fast-iters", type=int, default=4,
+                    help="real mode: also decode with the learned magnitude and this many Griffin-Lim iterations "
+                         "(4: ~100x real time on one core; 0: skip)")
     ap.add_argument("--figure", default=None, help="real mode: also write the plot here (e.g. docs/figures/...)")
     args = ap.parse_args()
     if args.real:
