@@ -96,18 +96,26 @@ def plot(df: pd.DataFrame, path: Path, *, title: str, scores: dict | None, origi
                             references=references)
 
 
-def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig) -> LearnedDecoder | None:
-    """The vocoder saved in ``folder`` when it has config ``vcfg`` and was trained on this encoder's
-    decoded codes (a later run reuses it), else None."""
-    if not (folder / "config.json").is_file():
+#: beside a saved vocoder: the held-out files of the split it was trained without
+HELD_OUT_FILE = "held_out.json"
+
+
+def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig, held_out: list[str]) -> LearnedDecoder | None:
+    """The vocoder saved in ``folder`` when it has config ``vcfg``, was trained on this encoder's
+    decoded codes and held out the same files (a later run reuses it; one of another split saw
+    these held-out files), else None."""
+    marker = folder / HELD_OUT_FILE
+    if not (folder / "config.json").is_file() or not marker.is_file():
+        return None
+    if json.loads(marker.read_text()) != sorted(held_out):
         return None
     dec = LearnedDecoder.load(folder)
     return dec if dec.config == vcfg and dec.training.get("frames") == enc.decoded_frames_name else None
 
 
-def vocoder_for(enc, train: list[np.ndarray], folder: Path, vcfg: VocoderConfig) -> None:
-    """Train ``enc``'s vocoder on its decoded codes of ``train`` and save it in ``folder``
-    (resumable from its checkpoint beside the folder)."""
+def vocoder_for(enc, train: list[np.ndarray], folder: Path, vcfg: VocoderConfig, held_out: list[str]) -> None:
+    """Train ``enc``'s vocoder on its decoded codes of ``train`` and save it in ``folder`` with the
+    names of the ``held_out`` files (resumable from its checkpoint beside the folder)."""
     _err(f"training the vocoder of {folder.name}: {vcfg.epochs} x {vcfg.steps_per_epoch} steps on "
          f"{len(train)} clips ({sum(map(len, train)) / SR / 60:.1f} min) of its decoded codes")
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +123,7 @@ def vocoder_for(enc, train: list[np.ndarray], folder: Path, vcfg: VocoderConfig)
     enc.fit_decoder(train, config=vcfg, from_codes=True, checkpoint=checkpoint, progress=sys.stderr.isatty(),
                     log=lambda line: _err(f"{folder.name}: {line}"))
     enc.learned_decoder.save(folder)
+    (folder / HELD_OUT_FILE).write_text(json.dumps(sorted(held_out)) + "\n")
     checkpoint.unlink(missing_ok=True)
 
 
@@ -123,29 +132,30 @@ def _train_one(job) -> float:
     import torch
 
     torch.set_num_threads(1)
-    enc, train, folder, vcfg = job
+    enc, train, folder, vcfg, held_out = job
     t0 = time.perf_counter()
-    vocoder_for(enc, train, folder, vcfg)
+    vocoder_for(enc, train, folder, vcfg, held_out)
     return time.perf_counter() - t0
 
 
-def train_vocoders(encoders: dict, train: list[np.ndarray], out: Path, vcfg: VocoderConfig, jobs: int) -> dict:
+def train_vocoders(encoders: dict, train: list[np.ndarray], out: Path, vcfg: VocoderConfig, jobs: int,
+                   held_out: list[str]) -> dict:
     """One vocoder per encoder, trained on its decoded codes, ``jobs`` at a time (one torch thread
     each: on 2 cores two single-threaded trainings beat one two-threaded). Returns the wall
     seconds per encoder (None where a saved vocoder was reused); the encoders hold their vocoders."""
     import multiprocessing as mp
 
     folders = {name: out / ("vocoder-" + name.split(" ")[0]) for name in encoders}
-    todo = [name for name, enc in encoders.items() if saved_vocoder(enc, folders[name], vcfg) is None]
+    todo = [name for name, enc in encoders.items() if saved_vocoder(enc, folders[name], vcfg, held_out) is None]
     seconds: dict = {name: None for name in encoders}
     if todo:
         # fork: the workers share the training clips instead of receiving copies
         with mp.get_context("fork").Pool(min(jobs, len(todo))) as pool:
-            jobs_args = [(encoders[n], train, folders[n], vcfg) for n in todo]
+            jobs_args = [(encoders[n], train, folders[n], vcfg, held_out) for n in todo]
             for name, s in zip(todo, pool.map(_train_one, jobs_args, chunksize=1)):
                 seconds[name] = s
     for name, enc in encoders.items():
-        enc.set_decoder(saved_vocoder(enc, folders[name], vcfg))
+        enc.set_decoder(saved_vocoder(enc, folders[name], vcfg, held_out))
     return seconds
 
 
@@ -221,7 +231,7 @@ def main(args, root: Path) -> None:
         encoders[f"pca-{dim} u8"] = make_encoder("pca", dim=dim, config=base).fit(parts)
     # every encoder shares the analysis, so any of them gives the vocoders' configuration
     vcfg = next(iter(encoders.values())).vocoder_config(**opts)
-    train_seconds = train_vocoders(encoders, train, out, vcfg, jobs=args.jobs)
+    train_seconds = train_vocoders(encoders, train, out, vcfg, jobs=args.jobs, held_out=test_files)
     rows, recons = [], {}
     # one core for decoding: the speed target is per core, and Griffin-Lim gets the same
     with threadpool_limits(1):

@@ -64,10 +64,10 @@ def main() -> None:
     for name, noise in (("learned", 0.0), (f"learned, trained on noise {args.noise:g}", args.noise)):
         vcfg = enc.vocoder_config(epochs=args.vocoder_epochs, code_noise=noise)
         folder = out / ("vocoder-pca-16" + (f"-noise{noise:g}" if noise else ""))
-        dec = real_music.saved_vocoder(enc, folder, vcfg)
+        dec = real_music.saved_vocoder(enc, folder, vcfg, test_files)
         if dec is None:
             t0 = time.perf_counter()
-            real_music.vocoder_for(enc, train, folder, vcfg)
+            real_music.vocoder_for(enc, train, folder, vcfg, test_files)
             train_s[name] = time.perf_counter() - t0
             dec = enc.learned_decoder
         decoders[name] = dec

@@ -5,14 +5,15 @@ with ``--real``, Griffin-Lim vs the learned decoder on real music.
     python benchmarks/rate_distortion.py --real [CORPUS] [--out DIR] [--figure docs/figures/...png]
 
 Real-music mode (``--real``, default corpus ``~/.cache/genaudio-dev-corpus``, built by
-``../shared/corpus/fetch.sh``): files are split by file (20 % held out, seeded hash). Up to
+``../shared/corpus/fetch.sh``): files are split by file (20 % held out, a hash of each file's
+``label/name`` seeded by ``--split-seed``: the same files on every fetch of the corpus). Up to
 ``--train-seconds-per-file`` seconds of each training file (5-s windows spread over the file) train
 PCA-on-log-mel encoders (uint8 codes: 32, 16, 8 dims = 16x, 32x, 64x) and, for each encoder, a
 default vocoder trained on the frames its codes decode to (``Encoder.fit_decoder``; saved in
 ``OUT/vocoder-<encoder>`` and reused by a later run with the same configuration; ``--jobs`` of them
 train at once). Every encoder is then decoded both ways on
 4-s windows of the held-out files in the same run: Griffin-Lim (64 iterations) and the learned
-decoder; plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone
+decoder (and its magnitude with ``--fast-iters`` Griffin-Lim iterations, the ~100x setting); plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone
 loses. Metrics: LSD, spectral convergence, multi-resolution STFT, the frame comb (a buzz at the
 hop), decoding speed on one CPU core (x real time) and, when ``genaudio.quality`` exists, the
 judge's feature-space distance of the reconstructions to real music. The last line is one JSON
