@@ -65,9 +65,7 @@ def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: 
     files = discover([corpus])
     if len(files) < 2:
         raise SystemExit(f"{corpus}: needs at least two audio files (run ../shared/corpus/fetch.sh)")
-    root = corpus.resolve()
-    test_mask = split_by_file([Path(f.path).relative_to(root).as_posix() for f in files], holdout=0.2,
-                              seed=split_seed)
+    test_mask = split_by_file([f"{f.label}/{Path(f.path).name}" for f in files], holdout=0.2, seed=split_seed)
     train, test, test_names = [], [], []
     for af, held in zip(files, test_mask):
         dur = sf.info(af.path).duration
