@@ -55,7 +55,7 @@ def windows(path: str, n: int, seconds: float, duration: float) -> list[np.ndarr
 def corpus_clips(corpus: Path, *, train_s_per_file: float, test_clips_per_file: int, split_seed: int = 0):
     """Training windows (5 s) and held-out windows (4 s), split by file; and the split.
 
-    The split hashes each file's path inside the corpus (``label/name``), not its store id (which
+    The split hashes each file's ``label/name`` (its place in the corpus), not its store id (which
     holds the absolute path and mtime): every fetch of the corpus, anywhere, holds out the same
     files for a given ``split_seed``."""
     import soundfile as sf
@@ -273,8 +273,8 @@ def main(args, root: Path) -> None:
     print(df.drop(columns=["label"]).assign(decoder=df.label).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
     result = targets(df, scores[ORIGINALS]["value"] if scores is not None else None, args.fast_iters)
-    result["split_seed"] = args.split_seed
     result.update({
+        "split_seed": args.split_seed,
         "originals_frame_comb": originals_comb,
         "held_out_clips": len(test), "held_out_files": test_files, "train_clips": len(train),
         "train_minutes": sum(map(len, train)) / SR / 60,

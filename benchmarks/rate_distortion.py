@@ -13,9 +13,10 @@ default vocoder trained on the frames its codes decode to (``Encoder.fit_decoder
 ``OUT/vocoder-<encoder>`` and reused by a later run with the same configuration; ``--jobs`` of them
 train at once). Every encoder is then decoded both ways on
 4-s windows of the held-out files in the same run: Griffin-Lim (64 iterations) and the learned
-decoder (and its magnitude with ``--fast-iters`` Griffin-Lim iterations, the ~100x setting); plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone
-loses. Metrics: LSD, spectral convergence, multi-resolution STFT, the frame comb (a buzz at the
-hop), decoding speed on one CPU core (x real time) and, when ``genaudio.quality`` exists, the
+decoder (and its magnitude with ``--fast-iters`` Griffin-Lim iterations, the ~100x setting);
+plus the log-mel-128 frames themselves (2x, float16) to show what the decoder alone loses.
+Metrics: LSD, spectral convergence, multi-resolution STFT, the frame comb (a buzz at the hop),
+decoding speed on one CPU core (x real time) and, when ``genaudio.quality`` exists, the
 judge's feature-space distance of the reconstructions to real music. The last line is one JSON
 object with the targets at 32x.
 
