@@ -150,6 +150,8 @@ def main() -> None:
                          "(4: ~100x real time on one core; 0: skip)")
     ap.add_argument("--figure", default=None, help="real mode: also write the plot here (e.g. docs/figures/...)")
     args = ap.parse_args()
+    if args.fast_iters < 0:
+        ap.error(f"--fast-iters must be >= 0 (0 leaves the row out), got {args.fast_iters}")
     if args.real:
         real_music.main(args, ROOT)
         return
