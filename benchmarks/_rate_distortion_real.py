@@ -14,7 +14,7 @@ import pandas as pd
 from genaudio.encoders import make_encoder, split_by_file
 from genaudio.encoders import sweep as sw
 from genaudio.encoders.metrics import distortion, median_frame_comb
-from genaudio.encoders.vocoder import LearnedDecoder, VocoderConfig
+from genaudio.encoders.vocoder import CONFIG_FILE, LearnedDecoder, VocoderConfig
 
 DEFAULT_CORPUS = Path.home() / ".cache" / "genaudio-dev-corpus"
 SR, N_FFT, HOP, N_MELS = 22050, 1024, 256, 128
@@ -103,7 +103,7 @@ def saved_vocoder(enc, folder: Path, vcfg: VocoderConfig, held_out: list[str]) -
     decoded codes and held out the same files (a later run reuses it; one of another split saw
     these held-out files), else None."""
     marker = folder / HELD_OUT_FILE
-    if not (folder / "config.json").is_file() or not marker.is_file():
+    if not (folder / CONFIG_FILE).is_file() or not marker.is_file():
         return None
     if json.loads(marker.read_text()) != sorted(held_out):
         return None
