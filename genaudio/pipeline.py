@@ -26,11 +26,11 @@ from typing import Any, Callable, Sequence
 from genaudio.analyze.data import AnalyzeConfig
 from genaudio.config import commented_yaml, config_hash, to_dict
 from genaudio.encoders.base import EncoderConfig
-from genaudio.errors import ConfigError
+from genaudio.errors import ConfigError, Interrupted
 from genaudio.extract import ExtractConfig
 from genaudio.search import layout as search_layout
 from genaudio.search.tuner import SearchConfig
-from genaudio.store import atomic_write_bytes, atomic_write_json
+from genaudio.store import atomic_write_bytes, atomic_write_json, content_key, read_manifest
 
 STAGES = ("extract", "analyze", "encode", "search", "review")
 STATE_FILE = "pipeline.json"
@@ -150,12 +150,6 @@ def _read_state(run: Path) -> dict:
         return {}
 
 
-def _store_key(store: Path) -> str:
-    """Identity of a features store's content: its config hash and row counts."""
-    manifest = json.loads((store / "manifest.json").read_text())
-    return config_hash({"config": manifest.get("config_hash"), "counts": manifest.get("counts")})
-
-
 def run_pipeline(inputs: Sequence[str | Path], run: str | Path, cfg: PipelineConfig | None = None, *,
                  address: str | None = None, num_cpus: int | None = None,
                  stages: Sequence[str] = STAGES, log: Callable[[str], None] = print,
@@ -220,7 +214,7 @@ def _analyze(r: _RunFolder, cfg: AnalyzeConfig) -> None:
     from genaudio.analyze import analyze
 
     t0 = time.perf_counter()
-    key = config_hash({"store": _store_key(r.store), "analyze": to_dict(cfg)})
+    key = config_hash({"store": content_key(read_manifest(r.store)), "analyze": to_dict(cfg)})
     if r.is_done("analyze", key, r.analysis / "report.html"):
         return
     r.log(f"[analyze] {r.store} -> {r.analysis}")
@@ -234,7 +228,7 @@ def _encode(r: _RunFolder, cfg: EncoderConfig) -> None:
 
     t0 = time.perf_counter()
     enc_cfg = config_for_store(r.store, kind=cfg.kind, dim=cfg.dim, groups=cfg.groups, config=cfg)
-    key = config_hash({"store": _store_key(r.store), "encode": to_dict(enc_cfg)})
+    key = config_hash({"store": content_key(read_manifest(r.store)), "encode": to_dict(enc_cfg)})
     if r.is_done("encode", key, r.encoded / "manifest.json"):
         return
     r.log(f"[encode] {enc_cfg.kind} dim {enc_cfg.dim} -> {r.encoded}")
@@ -249,17 +243,23 @@ def _search(r: _RunFolder, cfg: SearchConfig, *, verbose: int, **ray) -> None:
     t0 = time.perf_counter()
     subset = r.analysis / "subset.yaml"
     subset = subset if subset.is_file() else None
-    key = config_hash({"store": _store_key(r.store), "search": to_dict(cfg),
+    key = config_hash({"store": content_key(read_manifest(r.store)), "search": to_dict(cfg),
                        "subset": subset.read_text() if subset else None})
     if r.is_done("search", key, r.search / search_layout.RESULTS_PARQUET):
         return
-    started = (r.search / search_layout.STATE_FILE).is_file()
+    # a search that failed before its experiment existed (a check, Ray's start) starts anew
+    started = search_layout.holds_search(r.search)
     if started and r.state.get("search", {}).get("key") not in (None, key):
         raise ConfigError(f"{r.search} holds a search with other options; move it away to start anew")
     r.mark("search", {"status": "running", "key": key})
     r.log(f"[search] {'resuming' if started else 'starting'} {cfg.trials} trials -> {r.search}")
-    summary = run_search(r.store, r.search, None if started else cfg, subset=subset, resume=started,
-                         verbose=verbose, **ray)
+    try:
+        summary = run_search(r.store, r.search, None if started else cfg, subset=subset, resume=started,
+                             verbose=verbose, **ray)
+    except Interrupted:
+        # the stage stays "running": the same command resumes it
+        raise Interrupted("the search stopped before its end; run the same `genaudio pipeline` command "
+                          "again to resume it") from None
     best = summary.best
     r.done("search", key, t0, status="resumed" if started else "done",
            detail=f"{len(summary.rows)} trials" + (f", best trial {best.get('trial_id')}" if best else ""))

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from genaudio.config import config_hash
 from genaudio.errors import StoreError
 from genaudio.infra import atomic_path, atomic_write_bytes, atomic_write_json, replace_dir  # noqa: F401
 
@@ -86,6 +87,14 @@ def read_manifest(store_dir: str | Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise StoreError(f"{path} is corrupt: {e}") from None
+
+
+def content_key(manifest: dict) -> str:
+    """Identity of a features store's content: its config hash and row counts (a store extracted
+    again with other options, or with files added or dropped, gets another key). Stages that read
+    a store record it, to redo their work (the pipeline) or to refuse to continue on another
+    store (a resumed search)."""
+    return config_hash({"config": manifest.get("config_hash"), "counts": manifest.get("counts")})
 
 
 def _segment_files(store_dir: Path) -> list[str]:

@@ -85,3 +85,17 @@ def test_pipeline_end_to_end_then_rerun_skips(small_pipeline, six_sample_files):
         assert pq.read_table(run / "search" / "results.parquet").num_rows == 2
     finally:
         ray.shutdown()
+
+
+def test_a_search_that_failed_before_its_first_trial_does_not_block_the_stage(small_pipeline, tmp_path):
+    """`genaudio search` writes search.json before Ray and its checks run: a search that failed
+    there left no experiment, so a rerun with other options starts anew instead of refusing."""
+    run = tmp_path / "run"
+    (run / "search").mkdir(parents=True)
+    (run / "features").symlink_to(small_pipeline / "features", target_is_directory=True)
+    (run / "search" / "search.json").write_text(json.dumps({"store": "x", "config": {}}))   # as such a failure leaves it
+    (run / "pipeline.json").write_text(json.dumps({"search": {"status": "running", "key": "an earlier key"}}))
+    cfg = load_pipeline_config({**small_pipeline_config(), "search": {"space": {"model": {"family": ["transformer"]}}}})
+    # the new options are checked (and refused here) as a new search's: the stale folder is no obstacle
+    with pytest.raises(ConfigError, match="transformer"):
+        run_pipeline([], run, cfg, stages=["search"], log=lambda _: None)
