@@ -100,3 +100,9 @@ class QualityError(GenaudioError):
     """Clips cannot be judged: too few, too short, unreadable, or not comparable with the reference."""
 
     reason = "quality"
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a run (Ctrl-C) that a library below genaudio caught and ended cleanly
+    (Ray Tune saves its experiment and returns): raised again so that the run is not taken for
+    finished, with what to do next as its message. The CLI prints it and exits with 130."""

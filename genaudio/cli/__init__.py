@@ -37,8 +37,8 @@ class _Main(click.Group):
         except GenaudioError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.secho("interrupted", fg="yellow", err=True)
+        except KeyboardInterrupt as e:
+            click.secho(f"interrupted: {e}" if str(e) else "interrupted", fg="yellow", err=True)
             sys.exit(130)
 
 

@@ -171,7 +171,9 @@ def _trial_row_from_folder(folder: Path, max_epochs: int | None, finished_table:
     tid = _trial_id_of(folder, params, last)
     epochs = int(_num(last.get("training_iteration")) or 0)
     err_file = next((f for f in ("error.txt",) if (folder / f).is_file()), None)
-    if err_file:
+    # Tune appends to error.txt at every failure and keeps it after a retry that recovers: the
+    # trial is an error only where Tune's state says so (or there is no state to say otherwise)
+    if err_file and (tune_status or {}).get(tid) in (None, "ERROR"):
         from genaudio.search.results import first_error_line
 
         status, reason = "error", first_error_line((folder / err_file).read_text(errors="replace")) or "trial raised an error"
@@ -214,7 +216,7 @@ def load_run(run_dir: str | Path) -> Run:
         ``run_dir`` does not exist or holds no search (no ``search.json``, ``results.parquet``
         or ``tune/search/``).
     """
-    from genaudio.search.results import rank_rows
+    from genaudio.search.results import UNFINISHED, rank_rows
 
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
@@ -242,17 +244,21 @@ def load_run(run_dir: str | Path) -> Run:
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
         if max_epochs is None and rows:
             max_epochs = max(int(r.get("epochs") or 0) for r in rows) or None
-    known = {str(r["trial_id"]) for r in rows}
-    missing = []
+    in_table = {str(r["trial_id"]): r["status"] for r in rows}
+    missing = []   # trials as their folders say now: new since the table, or unfinished in it
     statuses = tune_statuses(run_dir)
     for folder in _trial_folders(run_dir):
         row = _trial_row_from_folder(folder, max_epochs, finished_table=False, tune_status=statuses)
-        if row["trial_id"] not in known:
+        status = in_table.get(row["trial_id"])
+        if status is None or status in UNFINISHED:
             row["source"] = "tune"
             missing.append(row)
+    replaced = {r["trial_id"] for r in missing}
+    rows = [r for r in rows if str(r["trial_id"]) not in replaced]
     for r in rows:
         r["source"] = "results"
-    finished = has_results and not missing
+    # an interrupted search wrote its table too: finished only when every trial in it has ended
+    finished = has_results and not missing and not any(r["status"] in UNFINISHED for r in rows)
     rows = rank_rows(rows + missing) if (missing or not has_results) else rows
     df = pd.DataFrame(rows)
     if df.empty:
@@ -396,7 +402,7 @@ def render_table(run: Run, *, top: int = 10, console=None) -> None:
         n_ranked = int(run.trials["rank"].notna().sum())
         note = ("quality: the judge's KID of generated vs held-out real clips ± standard error (lower is better)"
                 + reference_note(run) + f"; decoder: the encoder's own reconstructions{decoder_note(run)}, "
-                "judged the same way; '=' ties the trial above within 2 standard errors")
+                "judged the same way; '=' within 2 standard errors of its tie group's first trial")
         if n_ranked > len(rows):
             note += f"; {n_ranked - len(rows)} more ranked trials (--top K)"
         console.print(note, style="dim")

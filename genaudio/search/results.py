@@ -47,6 +47,9 @@ def _num(v: Any) -> float | None:
     return f
 
 
+#: Statuses of trials an interrupted search left behind (``--resume`` continues them)
+UNFINISHED = ("running", "pending", "paused")
+
 #: What the judge reports for a trial (its last judged epoch), promoted to top-level columns.
 QUALITY_COLUMNS = ("quality", "quality_se", "quality_epoch", "quality_seconds", "quality_nonfinite",
                    "decoder_quality", "decoder_quality_se", "judge_fraction")

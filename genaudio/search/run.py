@@ -14,12 +14,13 @@ from pathlib import Path
 import yaml
 
 from genaudio.config import from_dict, to_dict
-from genaudio.errors import ConfigError, SearchError, StoreError
+from genaudio.errors import ConfigError, Interrupted, SearchError, StoreError
 from genaudio.infra import connect_ray
 from genaudio.search.space import Choice, Fixed, FloatRange, IntRange, SearchSpace, build_space, define_by_run
 from genaudio.search.layout import BEST_FILE, STATE_FILE, STUDY_FILE, holds_search, read_state, write_state
 from genaudio.search.tuner import SearchConfig, TrialResources, gpu_share, run_tune
-from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, read_manifest, segments_schema
+from genaudio.store import (FRAME_PREFIX, IDENTITY_COLUMNS, atomic_write_bytes, content_key, read_manifest,
+                            segments_schema)
 
 #: encoder kinds searched on a features store's frames (mel's dim is fixed to n_mels; mulaw codes waveforms)
 FRAME_ENCODERS = ("pca", "autoencoder")
@@ -153,8 +154,8 @@ class SearchSummary:
                          f"quality={_fmt(r.get('quality'))} +- {_fmt(r.get('quality_se'))} "
                          f"(decoder alone {_fmt(r.get('decoder_quality'))}) epochs={r['epochs']}")
         if any(r.get("quality") is not None for r in self.rows):
-            lines.append("  (quality: the judge's KID vs held-out real clips, lower is better; '=' ties the trial "
-                         "above within 2 standard errors; real vs real in judge/reference.json)")
+            lines.append("  (quality: the judge's KID vs held-out real clips, lower is better; '=' within 2 "
+                         "standard errors of its tie group's first trial; real vs real in judge/reference.json)")
         if self.best:
             lines.append(f"best: trial {self.best['trial_id']} -> {self.run_dir}/{BEST_FILE} "
                          f"(genaudio train --config {self.run_dir}/{BEST_FILE})")
@@ -190,14 +191,14 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
         Continue an interrupted search in ``run_dir`` (``Tuner.restore``).
     """
 
-    from genaudio.search.results import collect_results, write_results
+    from genaudio.search.results import UNFINISHED, collect_results, write_results
     from genaudio.search.trainable import (decoder_audio_key, decoder_data, judge_data, search_trainable,
                                            store_data)
 
     run_dir = Path(run_dir).resolve()
     store = Path(store).resolve()
+    state = read_state(run_dir) if resume else {}
     if resume:
-        state = read_state(run_dir)
         if Path(state["store"]) != store:
             raise SearchError(f"{run_dir} searched {state['store']}, not {store}")
         saved = from_dict(SearchConfig, {k: v for k, v in state["config"].items() if k != "config_hash"})
@@ -209,13 +210,19 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     cfg = cfg or SearchConfig()
     subset_set = read_subset(subset) if subset is not None and not isinstance(subset, set) else subset
     manifest, frames, space = prepare_space(store, cfg, subset_set)
+    if resume and state.get("store_key") not in (None, content_key(manifest)):
+        # the held-out files, the judge's reference and the cached codes follow from the store
+        raise SearchError(f"{store} changed since this search started (extracted again, or files added or "
+                          "dropped): its trials were judged on the store as it was; start a new search with "
+                          "another --out")
     if not resume:
         if holds_search(run_dir):
             raise SearchError(f"{run_dir} already holds a search; use --resume to continue it or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         write_state(run_dir, {"store": str(store), "config": to_dict(cfg), "space": space.to_dict(),
                               "subset": sorted(subset_set) if subset_set is not None else None,
-                              "store_config_hash": manifest.get("config_hash"), "started": time.time()})
+                              "store_config_hash": manifest.get("config_hash"), "store_key": content_key(manifest),
+                              "started": time.time()})
 
     connect_ray(address, num_cpus=num_cpus)
     resources = TrialResources(cfg.cpus_per_trial, gpu_share(cfg), cfg.gan_gpu_factor)
@@ -231,7 +238,12 @@ def run_search(store: str | Path, run_dir: str | Path, cfg: SearchConfig | None 
     run_tune(search_trainable, space_fn=define_by_run(space), run_dir=run_dir, cfg=cfg, data=data,
              resources=resources, resume=resume, verbose=verbose, families=space.families)
     rows = collect_results(run_dir, epochs=cfg.epochs, resources=resources)
-    write_results(run_dir, rows)
+    write_results(run_dir, rows)   # also after an interruption: the table as it stands
+    unfinished = [r for r in rows if r["status"] in UNFINISHED]
+    if unfinished or (cfg.time_budget_s is None and len(rows) < cfg.trials):
+        # Ctrl-C: Tune saved the experiment and returned as if it had ended
+        raise Interrupted(f"the search stopped with {len(rows) - len(unfinished)} of {cfg.trials} trials ended; "
+                          f"continue it with `genaudio search {store} --out {run_dir} --resume`")
     best = next((r for r in rows if r["rank"] == 1), None)
     if best is not None:
         write_best(run_dir, best, cfg, data["store"])

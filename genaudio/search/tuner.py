@@ -409,7 +409,9 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
         Per-trial resources (default: ``cfg``'s CPUs and GPU share).
     resume : bool
         Continue the experiment in ``RUN/tune`` (``Tuner.restore``): finished trials are kept,
-        unfinished ones continue from their last checkpoint, the searcher and its study go on.
+        unfinished ones continue from their last checkpoint, the searcher and its study go on,
+        and so do the callbacks the experiment was started with (Tune restores them: ``callbacks``
+        and ``verbose`` apply to a new search only).
     """
     from ray import tune
 
@@ -421,8 +423,9 @@ def run_tune(trainable: Callable, *, space_fn: Callable, run_dir: str | Path, cf
 
     fn = tune.with_parameters(trainable, **data) if data else trainable
     fn = tune.with_resources(fn, resources)
-    # verbose 1: our one line per trial event + a bar; 2 and more: Tune's own tables as well
-    log_cb = TrialLog(total=cfg.trials, epochs=cfg.epochs, bar=verbose == 1) if verbose >= 1 else None
+    # verbose 1: our one line per trial event + a bar; 2 and more: Tune's own tables as well. A
+    # resumed run gets the callbacks Tune pickled with the experiment (the first run's log)
+    log_cb = TrialLog(total=cfg.trials, epochs=cfg.epochs, bar=verbose == 1) if verbose >= 1 and not resume else None
     callbacks = list(callbacks or []) + ([log_cb] if log_cb is not None else [])
 
     if resume:

@@ -251,6 +251,57 @@ def test_interrupted_search_ranks_what_is_there(tmp_path):
     assert "ValueError: bad window" in text
 
 
+def _tune_state(run: Path, statuses: dict[str, str]) -> None:
+    """Tune's experiment state as the driver saves it (the parts :func:`tune_statuses` reads)."""
+    trials = [[json.dumps({"trial_id": t, "status": s}), json.dumps({})] for t, s in statuses.items()]
+    (run / "tune" / "search" / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": trials}))
+
+
+def test_a_table_written_at_an_interruption_is_not_taken_for_finished(tmp_path):
+    """Ctrl-C: the driver writes results.parquet with unfinished trials; the review does not call the
+    search finished, and once `--resume` runs, those trials are read as their folders are now."""
+    from genaudio.search.results import rank_rows, write_results
+
+    run = tmp_path / "run"
+    write_state(run, epochs=3)
+    write_trial(run, "cccc0001", lstm_params(hidden=32), [3.0, 2.0, 1.5], index=1)
+    f2 = write_trial(run, "cccc0002", lstm_params(hidden=16), [2.5, 2.0], index=2)
+    row = lambda tid, status, q, epochs: {"trial_id": tid, "status": status, "reason": "", "epochs": epochs,
+                                          "quality": q, "quality_se": 0.01, "param.model.family": "lstm"}
+    write_results(run, rank_rows([row("cccc0001", "completed", 1.5, 3), row("cccc0002", "running", 2.0, 2)]))
+    r = load_run(run)
+    assert not r.finished
+    assert dict(zip(r.trials["trial_id"], r.trials["status"])) == {"cccc0001": "completed", "cccc0002": "running"}
+    assert "in progress or interrupted" in review(run).output
+    # resumed: the second trial has run its last epoch; the old table still says running
+    f2.joinpath("result.json").unlink()
+    f2.joinpath("params.json").unlink()
+    f2.rmdir()
+    write_trial(run, "cccc0002", lstm_params(hidden=16), [2.5, 2.0, 1.0], index=2)
+    r = load_run(run)
+    t = r.trials.set_index("trial_id")
+    assert (t.loc["cccc0002", "status"], t.loc["cccc0002", "epochs"], t.loc["cccc0002", "quality"]) == ("completed", 3, 1.0)
+    assert r.trials["trial_id"].tolist() == ["cccc0002", "cccc0001"] and not r.finished
+    # the driver's final table: finished
+    write_results(run, rank_rows([row("cccc0001", "completed", 1.5, 3), row("cccc0002", "completed", 1.0, 3)]))
+    assert load_run(run).finished
+
+
+def test_a_trial_that_recovered_after_an_error_is_not_an_error(tmp_path):
+    """Tune keeps error.txt after a retry that recovers (a lost node): its state decides."""
+    run = tmp_path / "run"
+    write_state(run, epochs=3)
+    write_trial(run, "dddd0001", lstm_params(), [3.0, 2.0, 1.5], index=1, error="RayActorError: node died")
+    write_trial(run, "dddd0002", lstm_params(hidden=16), [2.5], index=2, error="ValueError: bad window")
+    statuses = lambda: dict(zip(load_run(run).trials["trial_id"], load_run(run).trials["status"]))
+    assert statuses() == {"dddd0001": "error", "dddd0002": "error"}   # no state: the folders say it
+    _tune_state(run, {"dddd0001": "TERMINATED", "dddd0002": "ERROR"})
+    assert statuses() == {"dddd0001": "completed", "dddd0002": "error"}
+    _tune_state(run, {"dddd0001": "TERMINATED", "dddd0002": "RUNNING"})   # retrying after its error
+    assert statuses() == {"dddd0001": "completed", "dddd0002": "running"}
+
+
 def _many(tmp_path, n: int) -> Path:
     """A finished RUN of ``n`` trials: results.parquet from the search's own writer and a real study."""
     import optuna

@@ -4,7 +4,11 @@ the search without redoing finished trials; interrupted trials continue from the
 What Tune guarantees, and so what is tested: a resume starts from the experiment state Tune last
 saved (at most every 10 s). A trial that state records as finished is not run again; a trial
 killed after reporting an epoch but before the next save redoes the epochs since the checkpoint
-the state knows (result.json then repeats them), never the whole trial."""
+the state knows (result.json then repeats them), never the whole trial.
+
+Ctrl-C is the other way a search stops early: Tune catches it, saves the experiment and returns
+as if it had ended, so the driver must tell an interrupted search from a finished one. Resuming
+on a store that changed since the search started is refused."""
 from __future__ import annotations
 
 import csv
@@ -132,3 +136,53 @@ def test_killed_search_resumes_without_redoing_finished_trials(small_store, tiny
     assert set(table["status"]) <= {"completed", "stopped"}
     assert (run / "best.yaml").is_file()
     assert "4 trials" in done.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_the_search_unfinished_and_says_how_to_resume(small_store, tiny_config, tmp_path):
+    """Ctrl-C: Tune saves the experiment and returns as if it had ended; the search must not be
+    taken for finished: exit 130, a line saying how to continue, the table as it stood, no best.yaml."""
+    from genaudio.review import load_run
+    from genaudio.search.results import UNFINISHED
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "genaudio", "search", str(small_store), "--out", str(run), "--num-cpus", "2", "-q"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    # 3 trials of 2 epochs on 2 slots: when a trial reports its first epoch, it has one to go
+    # and the third has not started
+    proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=3, epochs=2))], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    exp = run / "tune" / "search"
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and not (exp.exists() and _results(exp)):
+            assert proc.poll() is None, "the search ended before it could be interrupted"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the driver's whole process group
+        out, err = proc.communicate(timeout=300)
+    finally:
+        _kill_tree(proc)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted: the search stopped with" in err and "--resume" in err
+    assert not (run / "best.yaml").exists()
+    table = pq.read_table(run / "results.parquet").to_pandas()   # the table as it stood
+    assert len(table) < 3 or set(table["status"]) & set(UNFINISHED)
+    assert not load_run(run).finished
+    # what `--resume` then does is the test above's (Tune's saved state, as after a kill)
+
+
+def test_resume_on_a_changed_store_is_refused(small_store, tmp_path):
+    """The held-out files, the judge and the cached codes follow from the store: a store extracted
+    again or with other files since the search started cannot continue it."""
+    from genaudio.config import to_dict
+    from genaudio.errors import SearchError
+    from genaudio.search.layout import write_state
+    from genaudio.search.run import run_search
+    from genaudio.search.tuner import SearchConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_state(run, {"store": str(Path(small_store).resolve()), "config": to_dict(SearchConfig()), "subset": None,
+                      "store_key": "0" * 12})
+    with pytest.raises(SearchError, match="changed since this search started"):
+        run_search(small_store, run, resume=True)
