@@ -134,3 +134,7 @@ def test_trial_parameters_become_a_train_config():
         train_config({"train.lrate": 0.1})
     with pytest.raises(ConfigError, match="sets epochs itself"):
         train_config({"train.epochs": 3})
+    # the judge's reference comes from the default split; a patience stop would skip the judge
+    for name in ("val_fraction", "patience"):
+        with pytest.raises(ConfigError, match=f"sets {name} itself"):
+            train_config({f"train.{name}": 0.1})

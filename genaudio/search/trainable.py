@@ -55,8 +55,11 @@ from genaudio.infra import atomic_write_json
 from genaudio.store import FRAME_PREFIX, IDENTITY_COLUMNS, read_segments
 
 # A trial's ``train.*`` parameters are TrainConfig's top-level options, except those the search
-# sets itself: the family (from ``model.family``), epochs and seed (the search's), the device (Tune's).
-_SEARCH_OWNED = ("model", "epochs", "seed", "device")
+# sets itself: the family (from ``model.family``), epochs and seed (the search's), the device
+# (Tune's), the validation split (the judge's reference is drawn from the default split's held-out
+# files: another fraction would train on them) and patience (ASHA and the time budget stop trials
+# at judged epochs; a patience stop would end one at an epoch the judge never scored).
+_SEARCH_OWNED = ("model", "epochs", "seed", "device", "val_fraction", "patience")
 
 
 # ---------------------------------------------------------------------------------------------
