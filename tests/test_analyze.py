@@ -452,3 +452,14 @@ def test_binned_mutual_information_is_zero_for_noise_and_high_for_signal():
     assert mi[1] < 0.02                      # independent column: ~0 after the bias correction
     assert mi[0] > 0.8 and abs(mi[0] - mi[2]) < 1e-9   # rank-based: a sign flip changes nothing
     assert mi[0] <= np.log(4) + 1e-9         # bounded by the label entropy
+
+
+def test_binned_mutual_information_of_a_mostly_constant_column_is_not_its_row_order():
+    """A store lists rows file by file, so by label: tied values must share a bin, or a column
+    that is mostly one value would be binned by row position and look informative."""
+    rng = np.random.default_rng(4)
+    y = np.sort(rng.integers(0, 4, 2000))              # rows grouped by label, as a store's are
+    sparse = np.where(rng.random(2000) < 0.05, rng.standard_normal(2000), 0.0)   # 95 % zeros, no signal
+    constant = np.zeros(2000)
+    mi = stats.binned_mutual_information(np.column_stack([sparse, constant]), y)
+    assert mi[0] < 0.02 and mi[1] == 0.0
