@@ -28,17 +28,18 @@ class LSTMConfig:
     context : int
         Training window length in code frames (teacher forcing over ``context`` steps).
     head : {"mse", "gaussian", "mdn"}
-        Output distribution: ``mse`` predicts the mean (sampling adds ``noise`` x std of the
-        training residuals); ``gaussian`` a diagonal Gaussian; ``mdn`` a mixture of ``mixtures``
+        Output distribution: ``mse`` predicts the mean (sampling adds ``noise`` x the std of its
+        residuals on the validation windows, per dimension); ``gaussian`` a diagonal Gaussian; ``mdn`` a mixture of ``mixtures``
         diagonal Gaussians. The last two are trained by negative log-likelihood, so sampling draws
         from a distribution rather than repeating the mean.
     mixtures : int
         Components of the ``mdn`` head.
     temperature : float
-        Default sampling temperature (scales the predicted std; 0 = the mean, deterministic).
+        Default sampling temperature (scales the predicted std; 0 = the mean, deterministic,
+        for the mixture too).
     noise : float
         For the ``mse`` head: std of the Gaussian noise added when sampling, in units of the
-        normalised codes.
+        model's residual std on the validation windows (per dimension, measured at validation).
     input_noise : float
         Std of Gaussian noise added to teacher-forced inputs during training (robustness to the
         model's own errors in free-running generation).

@@ -39,7 +39,8 @@ class LSTMModel(nn.Module):
         k = cfg.mixtures
         n_out = {"mse": dim, "gaussian": 2 * dim, "mdn": k * 2 * dim + k}[cfg.head]
         self.out = nn.Linear(cfg.hidden, n_out)
-        # std of training residuals per dim, used by the mse head when sampling with noise
+        # std of the residuals per dim on the validation windows (set at validation), which the
+        # mse head's sampling noise is scaled by
         self.register_buffer("residual_std", torch.ones(dim))
 
     def forward(self, x: torch.Tensor, state=None):
@@ -91,9 +92,12 @@ class LSTMModel(nn.Module):
             return mu + temperature * self.cfg.noise * self.residual_std * noise(mu.shape)
         if self.cfg.head == "gaussian":
             return mu + temperature * log_std.exp() * noise(mu.shape)
+        if temperature == 0:   # as for the other heads: the expected frame, no draw at all
+            return self.mean(p)
         probs = torch.softmax(logits, -1)
         flat = probs.reshape(-1, probs.shape[-1])
-        idx = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+        # the component on the CPU too (a CPU generator cannot draw from CUDA probabilities)
+        idx = torch.multinomial(flat.cpu(), 1, generator=generator).to(p.device).reshape(probs.shape[:-1])
         sel = idx[..., None, None].expand(*idx.shape, 1, self.dim)
         m = mu.gather(-2, sel).squeeze(-2)
         s = log_std.gather(-2, sel).squeeze(-2).exp()
