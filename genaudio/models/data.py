@@ -299,8 +299,9 @@ def training_windows(data: SequenceData, *, window: int, hop: int, batch_size: i
     """Split ``data`` by file (:func:`train_val_split`), fit the normaliser on the training
     files, cut both sides into windows of ``window`` frames every ``hop`` frames.
 
-    Raises :class:`~genaudio.errors.ModelError` when either side has no full window, or the
-    training side has fewer windows than ``batch_size``.
+    Raises :class:`~genaudio.errors.ModelError` when the training side has no full window or
+    fewer than ``batch_size``, or the validation side fewer than 2 (its code-space distance
+    compares two sets of windows).
     """
     train_idx, val_idx = train_val_split(data, val_fraction=val_fraction, seed=seed)
     norm = Normalizer.fit([data.codes[i] for i in train_idx])
@@ -309,6 +310,9 @@ def training_windows(data: SequenceData, *, window: int, hop: int, batch_size: i
         val = WindowSet([norm.apply(data.codes[i]) for i in val_idx], window=window, hop=hop)
     except ModelError as e:
         raise ModelError(f"validation files: {e}") from None
+    if len(val) < 2:
+        raise ModelError(f"validation files: only {len(val)} window of {window} frames (2 needed); use more or "
+                         "longer files, a larger val_fraction or a shorter window (lstm.context / gan.patch)")
     if len(train) < batch_size:
         raise ModelError(
             f"only {len(train)} training windows of {window} frames for batch_size {batch_size}; "

@@ -57,6 +57,19 @@ def test_windows_longer_than_every_segment_are_refused():
         WindowSet([np.zeros((10, 2), np.float32)], window=50, hop=1)
 
 
+def test_a_validation_side_of_one_window_is_a_clear_error():
+    """The code-space distance compares two sets of validation windows: one window is refused at
+    the split, in words, not by the metric after the first epoch."""
+    from genaudio.models.data import training_windows
+
+    rng = np.random.default_rng(0)
+    codes = [rng.standard_normal((40, 2)).astype(np.float32) for _ in range(4)] + [np.zeros((8, 2), np.float32)]
+    splits = ["train"] * 4 + ["test"]   # the held-out file holds exactly one 8-frame window
+    data = SequenceData(codes, np.array([f"f{i}" for i in range(5)]), 20.0, splits=np.array(splits))
+    with pytest.raises(ModelError, match="validation files: only 1 window of 8 frames"):
+        training_windows(data, window=8, hop=4, batch_size=4, val_fraction=0.2, seed=0)
+
+
 def test_reads_a_real_encoded_store(encoded_store):
     data = as_sequence_data(encoded_store)
     assert data.dim == 8 and data.code_rate_hz == pytest.approx(62.5)
