@@ -142,7 +142,10 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
     """Restore what :func:`rng_state` returned (CUDA states only where CUDA is present)."""
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # as many as both machines have: a run resumed where fewer GPUs are visible (another
+        # server, a Ray worker that sees one) restores those it can
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
 

@@ -8,7 +8,8 @@ contiguous slice of every global batch and averages gradients across ranks with 
 before each optimiser step, which is what DDP does (why not DDP itself:
 :mod:`genaudio.models.parallel`), so for the same seed and global batch the result matches
 single-process training up to floating-point summation order (dropout and GAN noise are drawn per
-rank, so those models match in distribution rather than bit for bit).
+rank, rank 0's from the run's seed and the others' from their rank and epoch, so those models
+match in distribution rather than bit for bit).
 
 Rank 0 writes the run folder (``config.yaml``, checkpoints, ``metrics.json``); on several nodes
 ``out_dir`` must be on storage every node sees.

@@ -68,7 +68,7 @@ class DistContext:
         """The mean of a scalar metric across ranks."""
         if self.world == 1:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)   # NCCL reduces GPU tensors only
         tdist.all_reduce(t)
         return float(t.item()) / self.world
 
@@ -76,6 +76,6 @@ class DistContext:
         """True when ``flag`` is true on any rank (so that all ranks stop together)."""
         if self.world == 1:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         tdist.all_reduce(t)
         return bool(t.item() > 0)

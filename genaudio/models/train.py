@@ -17,7 +17,7 @@
    (:func:`genaudio.models.score.score_at_end` for ``genaudio train``).
 
 Data order depends only on ``(seed, epoch)`` and every RNG state is checkpointed, so a resumed run
-reproduces the uninterrupted one. :mod:`genaudio.models.distributed` runs this same function in
+reproduces the uninterrupted one (but for ``patience``, which counts again from the resume). :mod:`genaudio.models.distributed` runs this same function in
 each Ray Train worker with a :class:`~genaudio.models.parallel.DistContext`: each rank takes an
 equal slice of every global batch and gradients are averaged across ranks before each step.
 """
@@ -149,7 +149,7 @@ def _start(cfg: TrainConfig, data: SequenceData, dist: DistContext, out_dir, res
     t = _Training(cfg, data, windows, family, updater, dist, device, run_dir)
     if resume_from is not None:
         ck = read_checkpoint(resume_from)
-        ck.check_resume(cfg, val_files=windows.val_files, dim=data.dim)
+        ck.check_resume(cfg, val_files=windows.val_files, dim=data.dim, normalizer=windows.normalizer)
         family.load_state_dict(ck.models)
         updater.load_state_dict({"optimizers": ck.optimizers, "scalers": ck.scalers})
         set_rng_state(ck.rng)
@@ -171,6 +171,11 @@ def _train_epoch(t: _Training, epoch: int) -> dict | None:
     ``None`` when a step loss became NaN or infinite on any rank (all ranks stop together).
     """
     cfg, dist = t.cfg, t.dist
+    if dist.rank:
+        # every rank starts from rank 0's seed (the same initial weights) and a resume restores
+        # rank 0's RNG state only: the other ranks' dropout and GAN noise come from their own
+        # seed per epoch, so that they differ from rank 0's and a resume reproduces them
+        seed_everything(cfg.seed + 1_000_003 * dist.rank + epoch)
     loader = make_loader(t.windows.train, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch, rank=dist.rank,
                          world=dist.world, max_steps=cfg.steps_per_epoch, pin_memory=t.device.type == "cuda")
     sums: dict[str, float] = {}
