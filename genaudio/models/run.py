@@ -197,15 +197,20 @@ class Checkpoint:
                    d["rng"], int(d["epoch"]), list(d["history"]), float(d["best"]), dict(d.get("init_metrics") or {}),
                    d.get("path"))
 
-    def check_resume(self, cfg: TrainConfig, *, val_files: list, dim: int) -> None:
+    def check_resume(self, cfg: TrainConfig, *, val_files: list, dim: int, normalizer: Normalizer) -> None:
         """Refuse (:class:`~genaudio.errors.ModelError`) to resume with another model or other data:
-        only the keys in :data:`RESUMABLE_CHANGES` may differ."""
+        only the keys in :data:`RESUMABLE_CHANGES` may differ; the data must split into the same
+        validation files and its training codes have the checkpoint's statistics (other codes of
+        the same files, e.g. another encoder's, would not)."""
         new = to_dict(cfg)
         diff = sorted(k for k in set(self.config) | set(new)
                       if k not in RESUMABLE_CHANGES and self.config.get(k) != new.get(k))
         if diff:
             raise ModelError(f"cannot resume {self.path}: config differs in {', '.join(diff)}")
-        if self.val_files != val_files or self.dim != dim:
+        same_codes = self.dim == dim and all(
+            np.allclose(getattr(self.normalizer, k), getattr(normalizer, k), rtol=1e-5, atol=1e-6)
+            for k in ("mean", "std"))
+        if self.val_files != val_files or not same_codes:
             raise ModelError(f"cannot resume {self.path}: the training data differ from the checkpoint's")
 
 

@@ -10,6 +10,8 @@ from genaudio.config import from_dict, load_yaml
 from genaudio.errors import ConfigError, ModelError
 from genaudio.models import GANConfig, LSTMConfig, StopTraining, TrainConfig, load_checkpoint, train
 
+from .synth import periodic_codes
+
 
 def _lstm(epochs, **kw):
     return TrainConfig(model="lstm", lstm=LSTMConfig(layers=1, hidden=16, context=12, dropout=0.2, head="mdn",
@@ -79,6 +81,11 @@ def test_resume_refuses_a_different_model(periodic, tmp_path):
         train(other, periodic, out_dir=tmp_path / "run", resume_from=tmp_path / "run")
     with pytest.raises(ModelError, match="no checkpoint"):
         train(_lstm(2), periodic, out_dir=tmp_path / "x", resume_from=tmp_path / "missing.pt")
+    # the same files and split, other codes (another encoder's of the same store): refused
+    other_codes = periodic_codes(seed=1)
+    assert list(other_codes.file_ids) == list(periodic.file_ids)
+    with pytest.raises(ModelError, match="training data differ"):
+        train(_lstm(2), other_codes, out_dir=tmp_path / "run", resume_from=tmp_path / "run")
 
 
 def test_config_validation_and_dicts(periodic):
