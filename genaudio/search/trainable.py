@@ -214,7 +214,7 @@ def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path)
     """The judge every trial shares: the real reference (two halves of the held-out files, in
     the store's fixed feature space) and the epochs to judge; its summary goes to
     ``RUN/judge/reference.json``. Built the same way (seeded) on ``--resume``."""
-    from genaudio.models.score import held_out_reference, reference_seconds, store_space
+    from genaudio.models.score import held_out_reference, reference_is_held_out, reference_seconds, store_space
     from genaudio.quality import save_reference_summary
     from genaudio.search.tuner import judged_epochs
 
@@ -224,7 +224,8 @@ def judge_data(table: pa.Table, store: Path, manifest: dict, cfg, run_dir: Path)
     sr = analysis_of(manifest)["sample_rate"]
     kw = dict(n=cfg.judge_clips, seconds=seconds, sample_rate=sr, seed=cfg.seed)
     ref = held_out_reference(ids, val_files, space=store_space(store), **kw)
-    save_reference_summary(run_dir / REFERENCE_FILE, ref, held_out_files=val_files)
+    save_reference_summary(run_dir / REFERENCE_FILE, ref, held_out_files=val_files,
+                           held_out_only=reference_is_held_out(ref, val_files))
     return {"reference": ref, "epochs": judged_epochs(cfg)}
 
 

@@ -161,6 +161,13 @@ def test_trials_of_different_encoder_kinds_are_judged_on_one_scale_at_a_rung(ray
     scored = score_model(ckpt, encoder=load_encoder(entry / "encoder"), n_clips=5, seed=1)
     assert scored["reference_quality"] == pytest.approx(judge["reference"].real_vs_real.score, rel=1e-6)
     assert scored["quality"] == pytest.approx(again["quality"], rel=0.05)
+    # six files hold out one: too few for two real halves, so the reference takes every file, and says so
+    from genaudio.models import load_run
+    from genaudio.models.score import describe
+
+    ref_files = {f for half in judge["reference"].files.values() for f in half}
+    assert not ref_files <= set(load_run(ckpt).val_files)
+    assert scored["reference_held_out"] is False and "training files included" in describe(scored)
 
 
 def test_decoder_audio_comes_from_training_files_and_falls_back_to_griffin_lim(small_store, tmp_path, capsys):
