@@ -393,8 +393,9 @@ def features_store_of(enc_dir: str | os.PathLike) -> Path | None:
     return Path(store) if store and Path(store).is_dir() else None
 
 
-def read_codes(enc_dir: str | os.PathLike, *, load_encoder_: bool = True) -> CodesData:
-    """Read an encoded store: float32 codes per segment, identity DataFrame, the encoder."""
+def read_codes(enc_dir: str | os.PathLike) -> CodesData:
+    """Read an encoded store: float32 codes per segment (dequantized by its encoder), identity
+    DataFrame, the encoder."""
     enc_dir = Path(enc_dir)
     read_manifest(enc_dir)
     files = sorted((enc_dir / CODES).glob("*.parquet"))
