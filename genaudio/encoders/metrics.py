@@ -18,6 +18,8 @@ METRIC_HOP = 256
 #: original's peak (librosa's ``top_db`` convention), so inaudible bins far below the music do
 #: not dominate the average.
 LSD_TOP_DB = 80.0
+#: clips quieter than this RMS (-80 dBFS) are not measured by :func:`evaluate`
+SILENT_RMS = 1e-4
 MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
 
@@ -153,14 +155,23 @@ def distortion(y, y_hat, *, waveform_coder: bool = False) -> dict[str, float]:
 def evaluate(encoder, clips, *, progress: bool = False) -> dict[str, float]:
     """Rate and mean distortion of ``encoder`` over held-out waveforms ``clips``.
 
+    Silent clips (RMS below :data:`SILENT_RMS`) are left out: the spectral measures are relative
+    to the original's energy, so one silent clip (a track's lead-in) decoded to the faint noise
+    every decoder leaves would outweigh all the others (a spectral convergence of ~1e9).
+
     Returns ``bitrate`` (bits/s), ``compression_ratio`` (vs 16-bit PCM at the encoder's sample
-    rate), ``code_rate_hz``, ``dim``, ``bits_per_value``, ``n_clips`` and the mean of each
-    :func:`distortion` metric.
+    rate), ``code_rate_hz``, ``dim``, ``bits_per_value``, ``n_clips`` (measured),
+    ``n_silent`` (left out) and the mean of each :func:`distortion` metric.
     """
     clips = [np.asarray(c, dtype=np.float32) for c in clips]
     clips = [c for c in clips if c.size]
     if not clips:
         raise EncoderError("no held-out clips to measure")
+    audible = [c for c in clips if np.sqrt(np.mean(np.square(c, dtype=np.float64))) >= SILENT_RMS]
+    n_silent = len(clips) - len(audible)
+    if not audible:
+        raise EncoderError(f"all {len(clips)} held-out clips are silent (RMS below {SILENT_RMS:g}): nothing to measure")
+    clips = audible
     if not encoder.has_audio_decoder:
         raise EncoderError("this encoder has no audio decoder: audio metrics do not apply")
     waveform = encoder.takes_waveform
@@ -180,6 +191,7 @@ def evaluate(encoder, clips, *, progress: bool = False) -> dict[str, float]:
         "bitrate": float(encoder.bitrate),
         "compression_ratio": float(encoder.compression_ratio),
         "n_clips": len(rows),
+        "n_silent": n_silent,
     }
     for k in rows[0]:
         out[k] = float(np.mean([r[k] for r in rows]))

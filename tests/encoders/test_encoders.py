@@ -193,6 +193,20 @@ def test_metrics_behave():
     assert snr_db(y, mu.reconstruct(y)) > 30
 
 
+def test_a_silent_held_out_clip_is_left_out_of_the_means(clips):
+    """Spectral convergence is relative to the original's energy: a silent clip decoded to a
+    decoder's faint noise scored ~1e9 and swamped the mean of every other clip."""
+    from genaudio.encoders.metrics import evaluate
+
+    enc = make_encoder("pca", dim=8, griffin_lim_iters=4).fit(clips[:2])
+    base = evaluate(enc, clips[2:4])
+    with_silence = evaluate(enc, [*clips[2:4], np.zeros_like(clips[3])])
+    assert (with_silence["n_clips"], with_silence["n_silent"]) == (2, 1)
+    assert with_silence["sc"] == pytest.approx(base["sc"]) and base["sc"] < 2
+    with pytest.raises(EncoderError, match="silent"):
+        evaluate(enc, [np.zeros_like(clips[3])])
+
+
 def test_frame_comb_finds_a_buzz_at_the_hop():
     rng = np.random.default_rng(0)
     noise = rng.standard_normal(3 * SR).astype(np.float32)
