@@ -139,15 +139,19 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
 
 
 def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
-    """Restore what :func:`rng_state` returned (CUDA states only where CUDA is present)."""
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`rng_state` returned (CUDA states only where CUDA is present).
+
+    The states may come from a checkpoint loaded with ``map_location`` a GPU: torch takes them
+    as CPU byte tensors only, so they are moved back first.
+    """
+    torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") and torch.cuda.is_available():
         # as many as both machines have: a run resumed where fewer GPUs are visible (another
         # server, a Ray worker that sees one) restores those it can
         for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)
     if generator is not None and "generator" in state:
-        generator.set_state(state["generator"])
+        generator.set_state(state["generator"].cpu())
 
 
 # ---------------------------------------------------------------------------------------------
