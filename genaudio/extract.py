@@ -10,7 +10,7 @@ Three separate layers (as in Lhotse: manifests, a pure per-item function, a runn
    the segment rows; any failure becomes an error record instead of an exception.
 3. :func:`run_extract` runs (2) over the manifest with Ray Data: ``from_items`` over groups of
    files -> ``map_batches`` with a pool of actors (librosa/numba warm up once per actor) that return
-   finished, zstd-compressed Parquet bytes -> the driver commits each group with atomic renames
+   finished, compressed Parquet bytes -> the driver commits each group with atomic renames
    (:mod:`genaudio.store`). The driver holds one group at a time, never the whole corpus.
 
 Every input file ends up exactly once: its segments in ``segments/`` with status ``ok`` in
@@ -318,6 +318,23 @@ def check_features(config: ExtractConfig) -> None:
     for name in config.frame_features:
         if not catalog[name].frame_level:
             raise ConfigError(f"feature {name!r} is not frame-level and cannot be a frame feature")
+    # bands that must lie below the Nyquist frequency: librosa raises per file otherwise, and
+    # every file of the run would fail the same way
+    fc, sr = config.features, config.audio.sample_rate
+    if sr is None:
+        return
+    cqt_top = fc.fmin * 2 ** ((fc.n_octaves * fc.bins_per_octave - 1) / fc.bins_per_octave)
+    contrast_top = 200.0 * 2 ** (fc.n_bands - 1)   # librosa's spectral_contrast: fmin 200 Hz, n_bands octaves
+    too_high = {}
+    for name in config.summary_features + config.frame_features:
+        if "cqt" in catalog[name].needs and cqt_top >= sr / 2:
+            too_high[name] = f"a CQT up to {cqt_top:.0f} Hz (features.fmin, n_octaves)"
+        elif name == "spectral_contrast" and contrast_top >= sr / 2:
+            too_high[name] = f"bands up to {contrast_top:.0f} Hz (features.n_bands)"
+    if too_high:
+        needs = "; ".join(f"{name} needs {what}" for name, what in sorted(too_high.items()))
+        raise ConfigError(f"audio.sample_rate {sr} Hz is too low for some features ({needs}; the Nyquist frequency "
+                          f"is {sr / 2:.0f} Hz): raise the sample rate, change those options, or leave the features out")
 
 
 # ---------------------------------------------------------------------------------------------

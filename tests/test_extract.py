@@ -173,6 +173,24 @@ def test_a_group_is_one_table_and_a_file_that_cannot_be_written_is_a_failed_row(
     assert status[0]["status"] == status[2]["status"] == "ok"
 
 
+@pytest.mark.parametrize("sr,usable", [(12000, False), (12900, True)])
+def test_a_sample_rate_too_low_for_a_feature_is_refused_up_front_as_the_features_would(sr, usable):
+    """librosa refuses bands above the Nyquist frequency (the CQT, spectral contrast) file by file;
+    the config check refuses the same rates before the run, and only those."""
+    from genaudio.features import compute
+
+    cfg = load(ex.ExtractConfig, {"audio": {"sample_rate": sr}})
+    y = np.random.default_rng(0).standard_normal(2 * sr).astype(np.float32) * 0.1
+    if usable:
+        ex.check_features(cfg)
+        compute(y, sr, features=list(cfg.summary_features), config=cfg.features)
+    else:
+        with pytest.raises(ConfigError, match=f"sample_rate {sr} Hz is too low.*spectral_contrast"):
+            ex.check_features(cfg)
+        with pytest.raises(Exception, match="Nyquist"):   # librosa's ParameterError
+            compute(y, sr, features=list(cfg.summary_features), config=cfg.features)
+
+
 def test_config_sections_and_feature_subset_file(tmp_path):
     from genaudio.cli.extract import _features_option
 
