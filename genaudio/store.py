@@ -15,7 +15,8 @@ padded last segment). Summary columns are float32 and named ``<feature>_<dim:02d
 ``mfcc_03_mean``. Frame matrices are ``frames_<feature>`` columns holding a (dims, time)
 matrix as a fixed-size list of fixed-size lists of float32 (or float16).
 
-Every table is plain Parquet (zstd): pandas, polars and duckdb read it without Ray or genaudio.
+Every table is plain Parquet (zstd; the wide segment parts snappy, :data:`WIDE_COMPRESSION`): pandas,
+polars and duckdb read it without Ray or genaudio.
 Nothing here imports Ray.
 """
 from __future__ import annotations
@@ -316,15 +317,17 @@ def open_for_write(store_dir: str | Path, config_hash: str, config: dict) -> boo
 
 
 def clear_store(store_dir: str | Path) -> None:
-    """Remove everything a features store holds (manifest first, so it reads as incomplete)."""
+    """Remove everything a features store holds: the manifest first (it reads as incomplete),
+    then the run state (its config and the files' status say what is done), the segments last,
+    so that an interruption never leaves status rows vouching for segments already deleted."""
     import shutil
 
     store_dir = Path(store_dir)
     (store_dir / MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(_state(store_dir), ignore_errors=True)
     for name in (FILES, ERRORS):
         (store_dir / name).unlink(missing_ok=True)
     shutil.rmtree(store_dir / SEGMENTS, ignore_errors=True)
-    shutil.rmtree(_state(store_dir), ignore_errors=True)
 
 
 def mark_incomplete(store_dir: str | Path) -> None:
