@@ -877,6 +877,13 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
         store.mark_incomplete(out)
         store.drop_files(out, stale)
         status = store.read_status(out)
+    # files whose worker died on every attempt (an OOM kill, lost nodes, Ray itself failing) are
+    # tried again; a file that failed to decode stays failed (that does not change between runs)
+    crashed = {r["file_id"] for r in status.select(["file_id", "stage"]).to_pylist() if r["stage"] == CRASH_STAGE}
+    if crashed:
+        store.mark_incomplete(out)
+        store.drop_files(out, crashed)
+        status = store.read_status(out)
     done = set(status.column("file_id").to_pylist())
     pending = [a for a in manifest if a.file_id not in done]
 
@@ -923,9 +930,13 @@ def run_extract(inputs: Sequence[str | os.PathLike] | Sequence[AudioFile], out: 
                      sidecars=skipped, compute={"gpus_per_worker": gpus_per_worker, "workers": sorted(where)})
 
 
+#: The stage of the error row of a file whose worker died on every attempt (retried by a rerun).
+CRASH_STAGE = "worker"
+
+
 def _commit_crashed(out: Path, files: list[AudioFile], chash: str, bar) -> None:
-    """A ``worker``-stage error row for each file whose worker died on every attempt."""
-    err = {"stage": "worker", "error_type": "WorkerCrashed", "reason": "crash",
+    """A :data:`CRASH_STAGE` error row for each file whose worker died on every attempt."""
+    err = {"stage": CRASH_STAGE, "error_type": "WorkerCrashed", "reason": "crash",
            "message": "the worker processing this file died on every attempt "
                       "(decoder crash or out of memory)"}
     for a in files:

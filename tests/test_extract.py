@@ -321,6 +321,27 @@ def test_inputs_that_change_are_recomputed_and_vanished_ones_dropped(ray_local, 
     assert mine.column("duration_s").to_pylist() == [4.0]
 
 
+def test_a_rerun_retries_files_whose_worker_died_and_keeps_other_failures(ray_local, tmp_path):
+    """A crash row (the worker died on every attempt: an OOM kill, a lost cluster) is not the
+    file's fault for good: the next run tries it again; a decode failure stays."""
+    from tqdm import tqdm
+
+    files = [_tone(tmp_path / "c" / "x" / f"f{i}.wav", 3.0, seed=i) for i in range(2)]
+    (tmp_path / "c" / "x" / "broken.wav").write_bytes(b"RIFF\x00\x00not audio")
+    cfg = _small_config()
+    out = tmp_path / "store"
+    res = ex.run_extract([tmp_path / "c"], out, config=cfg, progress=False)
+    assert (res.files_ok, res.files_failed) == (2, 1)
+    # as a run whose workers kept dying on f0 leaves it: a worker-stage error row instead of its segments
+    f0 = next(a for a in ex.discover([tmp_path / "c"]) if a.path == str(files[0].resolve()))
+    store.drop_files(out, [f0.file_id])
+    ex._commit_crashed(out, [f0], cfg.hash(), tqdm(disable=True))
+    assert store.read_status(out).to_pandas().set_index("file_id").loc[f0.file_id, "stage"] == ex.CRASH_STAGE
+    res = ex.run_extract([tmp_path / "c"], out, config=cfg, progress=False)
+    assert (res.processed, res.skipped, res.files_ok, res.files_failed) == (1, 2, 2, 1)
+    _check_exactly_once(out, [str(f.resolve()) for f in files] + [str((tmp_path / "c" / "x" / "broken.wav").resolve())])
+
+
 @pytest.mark.slow
 def test_driver_killed_mid_run_then_rerun_completes(ray_local, tmp_path):
     files = [_tone(tmp_path / "c" / "k" / f"f{i:02d}.wav", 6.0, freq=150 + 20 * i, seed=i) for i in range(16)]
