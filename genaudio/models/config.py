@@ -29,9 +29,9 @@ class LSTMConfig:
         Training window length in code frames (teacher forcing over ``context`` steps).
     head : {"mse", "gaussian", "mdn"}
         Output distribution: ``mse`` predicts the mean (sampling adds ``noise`` x the std of its
-        residuals on the validation windows, per dimension); ``gaussian`` a diagonal Gaussian; ``mdn`` a mixture of ``mixtures``
-        diagonal Gaussians. The last two are trained by negative log-likelihood, so sampling draws
-        from a distribution rather than repeating the mean.
+        residuals on the validation windows, per dimension); ``gaussian`` a diagonal Gaussian;
+        ``mdn`` a mixture of ``mixtures`` diagonal Gaussians. The last two are trained by negative
+        log-likelihood, so sampling draws from a distribution rather than repeating the mean.
     mixtures : int
         Components of the ``mdn`` head.
     temperature : float

@@ -17,9 +17,10 @@
    (:func:`genaudio.models.score.score_at_end` for ``genaudio train``).
 
 Data order depends only on ``(seed, epoch)`` and every RNG state is checkpointed, so a resumed run
-reproduces the uninterrupted one (but for ``patience``, which counts again from the resume). :mod:`genaudio.models.distributed` runs this same function in
-each Ray Train worker with a :class:`~genaudio.models.parallel.DistContext`: each rank takes an
-equal slice of every global batch and gradients are averaged across ranks before each step.
+reproduces the uninterrupted one (but for ``patience``, which counts again from the resume).
+:mod:`genaudio.models.distributed` runs this same function in each Ray Train worker with a
+:class:`~genaudio.models.parallel.DistContext`: each rank takes an equal slice of every global
+batch and gradients are averaged across ranks before each step.
 """
 from __future__ import annotations
 
