@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from genaudio.config import ConfigError, from_dict, merge, nest, to_dict
+from genaudio.config import ConfigError, FeatureConfig, from_dict, merge, nest, to_dict
 from genaudio.encoders import framing
 from genaudio.encoders.framing import Block, Standardizer
 from genaudio.errors import EncoderError
@@ -127,6 +127,12 @@ class EncoderConfig:
     sample_rate, n_fft, hop_length, n_mels : int
         Analysis of the spectral core (Hz, samples, samples, bands). Match the features store when
         encoding one (:func:`genaudio.encoders.store.config_for_store` does).
+    feature_options : dict
+        The other analysis options of the input features (``FeatureConfig`` fields: ``n_mfcc``,
+        ``fmin``, ``win_length``, ...) where they differ from the defaults, as the features store
+        was extracted with them (:func:`genaudio.encoders.store.feature_options`), so that frames
+        computed from audio (``reconstruct``, a decoder's training) are the store's. ``{}``: the
+        defaults.
     downsample : int
         Input frames per code frame (temporal downsampling): PCA stacks them, the autoencoder
         strides, mel averages them. ``code_rate_hz = sample_rate / hop_length / downsample``.
@@ -179,6 +185,7 @@ class EncoderConfig:
     decoder_epochs: int = 12
     decoder_phase: str = "griffinlim"
     decoder_code_noise: float = 0.0
+    feature_options: dict = dataclasses.field(default_factory=dict)
     pca: PCAOptions = dataclasses.field(default_factory=PCAOptions)
     autoencoder: AutoencoderOptions = dataclasses.field(default_factory=AutoencoderOptions)
 
@@ -211,6 +218,11 @@ class EncoderConfig:
         if self.griffin_lim_iters < 0:
             raise ConfigError(f"griffin_lim_iters must be >= 0, got {self.griffin_lim_iters}")
         encoder_class(self.kind).check_config(self)   # what only this kind requires
+        unknown = set(self.feature_options) - set(framing.FEATURE_OPTIONS)
+        if unknown:
+            raise ConfigError(f"feature_options cannot set {', '.join(sorted(unknown))}: its keys are the analysis options "
+                              f"of the features, {', '.join(framing.FEATURE_OPTIONS)}")
+        from_dict(FeatureConfig, dict(self.feature_options))   # the values, checked as extraction checks them
         if len(set(self.groups)) != len(self.groups):
             raise ConfigError(f"feature groups repeat: {list(self.groups)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -501,7 +513,7 @@ class Encoder:
         if not np.all(np.isfinite(y)):
             raise EncoderError("waveform contains NaN or infinity")
         return framing.compute_parts(y, sr=c.sample_rate, core=c.core, groups=c.groups, n_fft=c.n_fft,
-                                     hop_length=c.hop_length, n_mels=c.n_mels)
+                                     hop_length=c.hop_length, n_mels=c.n_mels, options=c.feature_options)
 
     def blocks_names_extra(self) -> list[str]:
         return [b.name for b in self.blocks if not b.core]

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import librosa
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from genaudio.config import FeatureConfig, from_dict
 from genaudio.errors import EncoderError
 
 CORES = ("log_mel", "log_stft", "none")
@@ -64,25 +65,31 @@ def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
                                center=True))
 
 
+#: ``FeatureConfig`` fields an encoder's ``feature_options`` may set: the analysis options besides
+#: the core's (``n_fft``, ``hop_length``, ``n_mels``) and the lists of features to compute
+FEATURE_OPTIONS = tuple(f.name for f in dataclasses.fields(FeatureConfig)
+                        if f.name not in ("n_fft", "hop_length", "n_mels", "features", "frame_features", "stats"))
+
+
 def compute_parts(y: np.ndarray, *, sr: int, core: str, groups: Sequence[str], n_fft: int,
-                  hop_length: int, n_mels: int) -> dict[str, np.ndarray]:
+                  hop_length: int, n_mels: int, options: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """The spectral core and extra features of waveform ``y`` from one shared analysis.
 
     Calls :func:`genaudio.features.compute` (the feature catalog), so the frames are exactly what
     ``genaudio extract`` stores: ``log_mel`` is ``power_to_db(melspectrogram)``, ``log_stft`` the
     catalog's ``stft_db`` (``amplitude_to_db(|STFT|)``), both dB re 1.0 with ``top_db=80``.
+    ``options`` are the other analysis options (:data:`FEATURE_OPTIONS`), the defaults where absent.
 
     Returns
     -------
     dict of str -> np.ndarray, each shape (dims, time), float32
     """
-    from genaudio.config import FeatureConfig
     from genaudio.errors import GenaudioError
     from genaudio.features import compute
 
     names = tuple(n for n in ((core_feature(core),) if core_feature(core) else ()) + tuple(groups))
-    fc = FeatureConfig(n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, features=names,
-                       frame_features=names)
+    fc = from_dict(FeatureConfig, {**(options or {}), "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels,
+                                   "features": names, "frame_features": names})
     try:
         out = compute(np.asarray(y, dtype=np.float32), sr, config=fc, features=names)
     except GenaudioError as e:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genaudio import store as fstore
+from genaudio.config import FeatureConfig, to_dict
 from genaudio.encoders import framing
 from genaudio.encoders.base import Encoder, EncoderConfig, encoder_class, load_encoder, make_encoder
 from genaudio.errors import ConfigError, EncoderError, GenaudioError, StoreError
@@ -140,6 +141,15 @@ def _store_config(manifest: dict) -> tuple[dict, dict]:
     return cfg.get("audio") or {}, cfg.get("features") or {}
 
 
+def feature_options(manifest: dict) -> dict:
+    """A features store's analysis options besides the core's (:data:`framing.FEATURE_OPTIONS`)
+    where they differ from the defaults: an encoder's ``feature_options``, so that the frames it
+    computes from audio are the ones the store holds (``{}`` for a store of default options)."""
+    _, feats = _store_config(manifest)
+    defaults = to_dict(FeatureConfig())
+    return {k: feats[k] for k in framing.FEATURE_OPTIONS if k in feats and feats[k] != defaults[k]}
+
+
 def frame_features_of(store_dir: str | os.PathLike) -> dict[str, dict]:
     """``{feature: {"group", "dims"}}`` of the frame-level features a store holds as ``frames_*``."""
     manifest = fstore.read_manifest(store_dir)
@@ -184,7 +194,7 @@ def config_for_store(store_dir: str | os.PathLike, *, kind: str = "pca", dim: in
     base = dataclasses.asdict(config) if config is not None else {}
     base.update(kind=kind, dim=dim, groups=resolved, sample_rate=int(sr),
                 n_fft=int(feats.get("n_fft", 2048)), hop_length=int(feats.get("hop_length", 512)),
-                n_mels=int(feats.get("n_mels", 128)))
+                n_mels=int(feats.get("n_mels", 128)), feature_options=feature_options(manifest))
     base.update(options)
     if kind == "mel" and not resolved and "n_mels" not in options:
         # mel's size is its band count; dim == the store's n_mels reads the stored frames, any
@@ -202,7 +212,8 @@ def _frames_match(store_dir: Path, cfg: EncoderConfig, needed: Sequence[str]) ->
     have = set(frame_features_of(store_dir))
     return (set(needed) <= have and audio.get("sample_rate") == cfg.sample_rate
             and feats.get("n_fft") == cfg.n_fft and feats.get("hop_length") == cfg.hop_length
-            and (cfg.core != "log_mel" or feats.get("n_mels") == cfg.n_mels))
+            and (cfg.core != "log_mel" or feats.get("n_mels") == cfg.n_mels)
+            and feature_options(manifest) == dict(cfg.feature_options))
 
 
 def load_inputs(store_dir: str | os.PathLike, config: EncoderConfig, *, max_segments: int | None = None,

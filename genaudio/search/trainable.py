@@ -123,12 +123,17 @@ def best_config(params: dict) -> dict:
 
 
 def analysis_of(manifest: dict) -> dict:
+    """The store's analysis as :class:`~genaudio.encoders.EncoderConfig` fields (the trial
+    encoders' frames are the store's)."""
+    from genaudio.encoders.store import feature_options
+
     conf = manifest.get("config") or {}
     audio, feats = conf.get("audio") or {}, conf.get("features") or {}
     out = {"sample_rate": audio.get("sample_rate") or 22050}
     for k in ("n_fft", "hop_length", "n_mels"):
         if feats.get(k):
             out[k] = int(feats[k])
+    out["feature_options"] = feature_options(manifest)
     return out
 
 

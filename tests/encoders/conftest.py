@@ -37,12 +37,17 @@ def clips() -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def features_store(tmp_path_factory) -> Path:
     """A features store of 3 labelled WAV files (2-s segments, log_mel/stft_db/mfcc/rms frames)."""
+    return build_features_store(tmp_path_factory.mktemp("encstore"))
+
+
+def build_features_store(root: Path, **feature_options) -> Path:
+    """:func:`features_store`'s store under ``root``, extracted with ``feature_options`` (other
+    ``FeatureConfig`` fields) as well."""
     from genaudio import features as gf
     from genaudio import store
     from genaudio.config import AudioConfig, FeatureConfig, SegmentConfig
     from genaudio.extract import ExtractConfig, discover, extract_file
 
-    root = tmp_path_factory.mktemp("encstore")
     audio = root / "audio"
     for i, label in enumerate(["a", "a", "b"]):
         (audio / label).mkdir(parents=True, exist_ok=True)
@@ -50,7 +55,7 @@ def features_store(tmp_path_factory) -> Path:
     names = ("log_mel", "stft_db", "mfcc", "rms")
     cfg = ExtractConfig(audio=AudioConfig(sample_rate=SR), segment=SegmentConfig(seconds=2.0),
                         features=FeatureConfig(n_fft=1024, hop_length=256, n_mels=64, features=names,
-                                               frame_features=names))
+                                               frame_features=names, **feature_options))
     tables = []
     for af in discover([audio]):
         table, err = extract_file(af, cfg)

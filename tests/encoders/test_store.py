@@ -41,6 +41,26 @@ def test_fit_and_encode_a_store_in_memory(features_store):
     np.testing.assert_allclose(enc.encode(parts2[0]), data.codes[row], atol=0.05)
 
 
+def test_frames_computed_from_audio_follow_the_stores_other_analysis_options(tmp_path):
+    """A store extracted with 13 MFCCs: the encoder's own frames (reconstruct, a decoder's
+    training) must be those of the store, not the defaults' 20."""
+    from .conftest import build_features_store
+
+    store = build_features_store(tmp_path, n_mfcc=13)
+    cfg = config_for_store(store, kind="pca", dim=8, groups=("mfcc",))
+    assert cfg.feature_options == {"n_mfcc": 13}
+    ids, parts, waves = load_inputs(store, cfg)
+    assert waves is None and parts[0]["mfcc"].shape[0] == 13
+    enc = fit_store(store, cfg)
+    _, parts2, waves2 = load_inputs(store, cfg, need_audio=True, max_segments=1)
+    np.testing.assert_allclose(enc.input_frames(waves2[0]), enc.input_frames(parts2[0]), atol=1e-4)
+    assert enc.reconstruct(waves2[0]).shape == waves2[0].shape
+    # an encoder config of the default options does not read that store's frames (they differ)
+    assert load_inputs(store, make_encoder("pca", dim=8, groups=("mfcc",), sample_rate=cfg.sample_rate,
+                                           n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels).config,
+                       max_segments=1)[2] is not None
+
+
 def test_a_mel_size_the_store_lacks_decodes_audio_again(features_store):
     cfg = config_for_store(features_store, kind="mel", dim=32, n_mels=32)
     ids, parts, waves = load_inputs(features_store, cfg, max_segments=3)
