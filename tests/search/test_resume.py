@@ -65,6 +65,15 @@ def _saved_epochs(run: Path) -> dict[str, int]:
     return out
 
 
+def _saved_epochs_so_far(run: Path) -> dict[str, int]:
+    """:func:`_saved_epochs` while the search runs: ``{}`` before Tune's first save (or while a
+    save is being replaced)."""
+    try:
+        return _saved_epochs(run)
+    except (IndexError, OSError, ValueError):
+        return {}
+
+
 def _saved_finished(run: Path) -> set[str]:
     """Trials the experiment state Tune last saved records as finished."""
     return {t for t, s in tune_statuses(run).items() if s == "TERMINATED"}
@@ -147,15 +156,17 @@ def test_ctrl_c_leaves_the_search_unfinished_and_says_how_to_resume(small_store,
 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "genaudio", "search", str(small_store), "--out", str(run), "--num-cpus", "2", "-q"]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    # 3 trials of 2 epochs on 2 slots: when a trial reports its first epoch, it has one to go
-    # and the third has not started
-    proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=3, epochs=2))], cwd=ROOT, env=env,
+    # Tune's experiment state saved every second: the trial folders reach RUN only in the
+    # background (on a fast machine, at the end), the state as the search goes
+    env = {**os.environ, "TQDM_DISABLE": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    # 3 trials of 5 epochs on 2 slots: when the saved state shows a first epoch, every trial has
+    # epochs to go (the state lags by about one) and the third has not started
+    proc = subprocess.Popen(cmd + ["--config", str(tiny_config(trials=3, epochs=5))], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     exp = run / "tune" / "search"
     try:
         deadline = time.time() + 600
-        while time.time() < deadline and not (exp.exists() and _results(exp)):
+        while time.time() < deadline and not any(e >= 1 for e in _saved_epochs_so_far(run).values()):
             assert proc.poll() is None, "the search ended before it could be interrupted"
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the driver's whole process group
