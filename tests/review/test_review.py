@@ -294,7 +294,10 @@ def test_a_trial_that_recovered_after_an_error_is_not_an_error(tmp_path):
     write_state(run, epochs=3)
     write_trial(run, "dddd0001", lstm_params(), [3.0, 2.0, 1.5], index=1, error="RayActorError: node died")
     write_trial(run, "dddd0002", lstm_params(hidden=16), [2.5], index=2, error="ValueError: bad window")
-    statuses = lambda: dict(zip(load_run(run).trials["trial_id"], load_run(run).trials["status"]))
+    def statuses():
+        trials = load_run(run).trials
+        return dict(zip(trials["trial_id"], trials["status"]))
+
     assert statuses() == {"dddd0001": "error", "dddd0002": "error"}   # no state: the folders say it
     _tune_state(run, {"dddd0001": "TERMINATED", "dddd0002": "ERROR"})
     assert statuses() == {"dddd0001": "completed", "dddd0002": "error"}
